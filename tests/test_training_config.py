@@ -112,16 +112,25 @@ def test_task_subclass_sections_and_round_trip(tmp_path):
     assert again == cfg and config_to_dict(again) == config_to_dict(cfg)
 
 
+def _has(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
 @pytest.mark.parametrize("override, key", [
     ("model.dropuot=0.1", "model.dropuot"),
     ("train.epochs=abc", "train.epochs"),
     ("train.amp=fp16", "train.amp"),  # only detectable on the machine: fp16 needs CUDA
+    ("logging.tensorboard=true", "logging.tensorboard"),  # needs the tensorboard package
 ])
 def test_cli_config_errors_happen_before_data_loading(tmp_path, capsys, monkeypatch, override, key):
     """`plip train` exits with code 2 and a one-line reason naming the key; no data was built."""
     monkeypatch.setattr(ToyTask, "data_built", 0)
     if key == "train.amp" and __import__("torch").cuda.is_available():
         pytest.skip("fp16 is valid with CUDA")
+    if key == "logging.tensorboard" and _has("tensorboard"):
+        pytest.skip("tensorboard is installed")
     code = training_main(["training_toy:ToyTask", override, f"output_dir={tmp_path / 'run'}",
                           "logging.progress=false"])
     assert code == 2

@@ -141,6 +141,27 @@ def test_ddp_two_gloo_processes_equal_one_process(tmp_path):
 
 
 @pytest.mark.slow
+def test_ddp_crash_and_resume(tmp_path):
+    """Two gloo processes crash mid-epoch (step 5; checkpoint at step 4), resume on two processes
+    from every rank's RNG states and the sampler position, and end like one process that never
+    stopped."""
+    common = ["train.epochs=2"]
+    run_inprocess(tmp_path / "single", *common)
+    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+              "-m", "plip.training", "training_toy:ToyTask", *BASE, *common, "train.batch_size=4",
+              f"output_dir={tmp_path / 'ddp'}", "--resume", "latest"]
+    crashed = subprocess.run([*launch, "model.crash_at_step=5"], env=subprocess_env(), capture_output=True,
+                             text=True, timeout=180)
+    assert crashed.returncode != 0 and "simulated crash" in crashed.stderr
+    state = load_checkpoint(CheckpointManager(tmp_path / "ddp" / "checkpoints").latest())
+    assert state["progress"]["step"] == 4 and len(state["rng"]) == 2
+    resumed = subprocess.run(launch, env=subprocess_env(), capture_output=True, text=True, timeout=180)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert_same_weights(final_weights(tmp_path / "ddp"), final_weights(tmp_path / "single"), atol=1e-5)
+    assert step_losses(tmp_path / "ddp") == pytest.approx(step_losses(tmp_path / "single"), rel=1e-5)
+
+
+@pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_latest(tmp_path):
     """A real `python -m plip.training` process killed with SIGKILL mid-epoch, then relaunched
     with --resume latest, ends like an uninterrupted run."""

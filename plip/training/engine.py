@@ -196,10 +196,10 @@ class Trainer:
         path = None
         if info.is_main and (periodic or best):
             state = self._state(rng=rng, info=info, **parts)
+            if best:  # first: a periodic checkpoint records the new best value
+                manager.save_best(state)
             if periodic:
                 path = manager.save(state, parts["p"].step)
-            if best:
-                manager.save_best(state)
         barrier()
         return path
 

@@ -34,12 +34,11 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections import defaultdict
 from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, get_worker_info
 
 from ..errors import ConfigError, DataError
 
@@ -90,8 +89,8 @@ class IdentityBatchSampler:
             if num_samples is None:
                 raise ValueError("give labels or num_samples")
             labels = list(range(num_samples))
-        if isinstance(labels, (torch.Tensor, np.ndarray)):
-            labels = labels.tolist()
+        if isinstance(labels, torch.Tensor):
+            labels = labels.numpy(force=True)
         if num_instances < 1 or batch_size % num_instances:
             raise ConfigError(
                 f"config key 'train.batch_size' ({batch_size}) must be a multiple of "
@@ -117,11 +116,11 @@ class IdentityBatchSampler:
             )
         if self.num_samples == 0:
             raise DataError("the training set is empty")
-        by_id: dict[Any, list[int]] = defaultdict(list)
-        for i, lab in enumerate(labels):
-            by_id[lab].append(i)
-        # Sorted by first occurrence: independent of hash seeds and label types.
-        self._groups = list(by_id.values())
+        inv = _identity_index(labels)
+        self._inv = inv  # identity number of each sample
+        self._counts = np.bincount(inv)
+        self._starts = np.concatenate([[0], np.cumsum(self._counts)[:-1]])
+        self._cache: tuple[int, np.ndarray] | None = None
         self.epoch = 0
         self.start_batch = 0
 
@@ -140,30 +139,48 @@ class IdentityBatchSampler:
         self.set_epoch(state["epoch"], state["batches_consumed"])
 
     # -- layout -------------------------------------------------------------------
-    def global_order(self, epoch: int | None = None) -> list[int]:
+    def global_order(self, epoch: int | None = None) -> np.ndarray:
         """The epoch's sample indices in global order (all ranks), padding included."""
         epoch = self.epoch if epoch is None else epoch
-        rng = random.Random(f"plip-sampler:{self.seed}:{epoch}")
-        k, per_batch = self.k, self.p * self.num_replicas * self.accum
-        full, short = [], []
-        for idx in self._groups:
-            idx = idx[:]
-            rng.shuffle(idx)
-            for s in range(0, len(idx), k):
-                (full if len(idx) - s >= k else short).append(idx[s:s + k])
-        rng.shuffle(full)
-        n_pk = len(full) // per_batch * per_batch
-        batches = [[i for grp in full[b:b + per_batch] for i in grp] for b in range(0, n_pk, per_batch)]
-        rest = full[n_pk:] + short
-        rng.shuffle(rest)
-        flat = [i for g in rest for i in g]
-        g = self.global_batch
-        batches += [flat[s:s + g] for s in range(0, len(flat), g)]
-        tail = batches.pop() if batches and len(batches[-1]) < g else []
-        rng.shuffle(batches)
-        order = [i for b in batches for i in b]
-        if tail and not self.drop_last:
-            order += tail + order[: g - len(tail)] if order else (tail * g)[:g]
+        if self._cache is not None and self._cache[0] == epoch:
+            return self._cache[1]
+        rng = np.random.default_rng([_SALT, self.seed % 2**63, epoch])
+        n, k, g = self.num_samples, self.k, self.global_batch
+        per_batch = g // k  # groups per global batch
+
+        # 1. Shuffle inside identities: sort by (identity, random key). `perm[j]` is the
+        #    sample at slot j; slots of one identity are contiguous.
+        shuffled = rng.permutation(n)
+        perm = shuffled[np.argsort(self._inv[shuffled], kind="stable")]
+        ids = self._inv[perm]
+        pos = np.arange(n) - self._starts[ids]  # position inside the identity
+        full = (pos // k + 1) * k <= self._counts[ids]  # slot belongs to a full group of K
+
+        # 2. Full groups, shuffled, packed into P x K global batches.
+        heads = np.flatnonzero(full & (pos % k == 0))
+        heads = heads[rng.permutation(len(heads))]
+        n_pk = len(heads) // per_batch * per_batch
+        pk_slots = (heads[:n_pk, None] + np.arange(k)).reshape(-1)
+
+        # 3. Left-over full groups and short groups, shuffled as units, in mixed batches.
+        left = (heads[n_pk:, None] + np.arange(k)).reshape(-1)
+        short = np.flatnonzero(~full)
+        unit = np.concatenate([np.repeat(np.arange(len(heads) - n_pk), k),
+                               len(heads) - n_pk + np.unique(ids[short], return_inverse=True)[1]])
+        rest = np.concatenate([left, short])
+        unit_rank = rng.permutation(int(unit.max()) + 1 if len(unit) else 0)
+        rest = rest[np.lexsort((rest, unit_rank[unit]))] if len(rest) else rest
+
+        # 4. Shuffle the order of the complete global batches; 5. drop or pad the end.
+        slots = np.concatenate([pk_slots, rest]).astype(np.int64)
+        n_full = len(slots) // g
+        batches = slots[: n_full * g].reshape(n_full, g)[rng.permutation(n_full)]
+        order = perm[batches.reshape(-1)]
+        tail = perm[slots[n_full * g:]]
+        if len(tail) and not self.drop_last:
+            filler = order[: g - len(tail)] if len(order) else np.resize(tail, g - len(tail))
+            order = np.concatenate([order, tail, filler])
+        self._cache = (epoch, order)
         return order
 
     def __len__(self) -> int:
@@ -185,7 +202,21 @@ class IdentityBatchSampler:
         for micro in range(self.start_batch, self.batches_per_epoch()):
             step, m = divmod(micro, self.accum)
             start = step * g + (m * w + self.rank) * b
-            yield [(order[p], sample_seed(self.seed, self.epoch, p)) for p in range(start, start + b)]
+            indices = order[start:start + b].tolist()
+            yield [(i, sample_seed(self.seed, self.epoch, start + j)) for j, i in enumerate(indices)]
+
+
+_SALT = 0x706C6970  # "plip": keeps the sampler's stream apart from other uses of the seed
+
+
+def _identity_index(labels: Sequence[Any]) -> np.ndarray:
+    """Dense identity numbers (int64) for any hashable labels."""
+    arr = np.asarray(labels) if not isinstance(labels, np.ndarray) else labels
+    if arr.ndim == 1 and arr.dtype.kind in "iub":
+        return np.unique(arr, return_inverse=True)[1].astype(np.int64).reshape(-1)
+    table: dict[Any, int] = {}
+    return np.fromiter((table.setdefault(lab, len(table)) for lab in labels), dtype=np.int64,
+                       count=len(labels))
 
 
 class SeededDataset(Dataset):
@@ -210,13 +241,20 @@ class SeededDataset(Dataset):
 
     def __getitem__(self, item: tuple[int, int]) -> Any:
         index, seed = item
-        py_state, np_state = random.getstate(), np.random.get_state()
+        if get_worker_info() is not None:  # a loader worker: its generators serve only the data
+            _seed_globals(seed)
+            return self.dataset[index]
+        py_state, np_state = random.getstate(), np.random.get_state(legacy=False)
         with torch.random.fork_rng(devices=[]):
-            random.seed(seed)
-            np.random.seed(seed % 2**32)
-            torch.default_generator.manual_seed(seed)  # CPU only: CUDA streams stay untouched
+            _seed_globals(seed)
             try:
                 return self.dataset[index]
             finally:
                 random.setstate(py_state)
                 np.random.set_state(np_state)
+
+
+def _seed_globals(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.default_generator.manual_seed(seed)  # CPU only: CUDA streams stay untouched
