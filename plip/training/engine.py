@@ -43,7 +43,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from .. import __version__
-from ..errors import CheckpointError, ConfigError
+from ..errors import CheckpointError, ConfigError, DataError
 from .checkpoint import (
     CHECKPOINT_FORMAT,
     FORMAT_VERSION,
@@ -273,7 +273,7 @@ class Trainer:
             data = self.task.build_train_data(cfg)
             num_samples = len(data.dataset)  # type: ignore[arg-type]
             if data.labels is not None and len(data.labels) != num_samples:
-                raise ConfigError(
+                raise DataError(
                     f"task '{self.task_name}' gave {len(data.labels)} labels for {num_samples} samples"
                 )
             sampler = IdentityBatchSampler(
