@@ -16,7 +16,7 @@ from ..errors import PlipError
 from ..version import __version__
 
 # Module names under plip.cli, in the order `plip --help` lists them.
-SUBCOMMANDS: tuple[str, ...] = ()
+SUBCOMMANDS: tuple[str, ...] = ("synth", "caption")
 
 
 def build_parser() -> argparse.ArgumentParser:
