@@ -288,7 +288,7 @@ def test_shots_of_one_identity_vary():
 
 def test_colour_histogram_baseline_is_far_above_chance_but_not_perfect(tmp_path):
     """The learnability check of the issue: 60 identities x 4 images, half of them in the
-    test split; the margins were measured on seeds 0-11 (rank-1 0.33-0.52, chance 0.025)."""
+    test split; the margins were measured on seeds 0-11 (rank-1 0.33-0.53, chance 0.025)."""
     for seed in (0, 1):
         data = generate_dataset(
             tmp_path / str(seed), 60, 4, seed=seed, split=(0.5, 0.0, 0.5), workers=0, progress=False
