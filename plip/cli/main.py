@@ -16,7 +16,14 @@ from ..errors import PlipError
 from ..version import __version__
 
 # Module names under plip.cli, in the order `plip --help` lists them.
-SUBCOMMANDS: tuple[str, ...] = ("synth", "caption")
+SUBCOMMANDS: tuple[str, ...] = (
+    "models",
+    "convert",
+    "encode",
+    "search",
+    "synth",
+    "caption",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
