@@ -98,6 +98,8 @@ def split_sizes(identities: int, fractions: Sequence[float]) -> tuple[int, int, 
 
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    # Not plip.utils.io.atomic_path: its mkstemp temp files are created mode 0600, and a
+    # dataset folder should stay readable by others (umask), as with any plain write.
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "wb") as handle:
