@@ -275,7 +275,9 @@ def test_refinements_and_layers_are_not_contradictions():
 
 
 def test_rap_dress_covers_the_upper_body():
-    desc, _ = describe_labels({"Female": 1, "lb-Dress": 1, "lb-ColorRed": 1}, "rapv2")
+    """RAPv2 spells its gender label "Femal" in the released annotation."""
+    desc, _ = describe_labels({"Femal": 1, "lb-Dress": 1, "lb-ColorRed": 1}, "rapv2")
+    assert describe_labels({"Female": 1, "lb-Dress": 1, "lb-ColorRed": 1}, "rapv2")[0] == desc  # common respelling
     assert prompt_caption(desc) == "A woman is wearing a red dress."
 
 

@@ -52,56 +52,13 @@ __all__ = [
 # Standard label sets (order as in the datasets' annotation files)
 # ---------------------------------------------------------------------------------------
 
-#: PA-100K's 26 attributes.
-PA100K_ATTRIBUTES: tuple[str, ...] = (
-    "Female", "AgeOver60", "Age18-60", "AgeLess18", "Front", "Side", "Back",
-    "Hat", "Glasses", "HandBag", "ShoulderBag", "Backpack", "HoldObjectsInFront",
-    "ShortSleeve", "LongSleeve", "UpperStride", "UpperLogo", "UpperPlaid", "UpperSplice",
-    "LowerStripe", "LowerPattern", "LongCoat", "Trousers", "Shorts", "Skirt&Dress", "boots",
-)  # fmt: skip
-
-#: RAP v1's 51 evaluated attributes.
-RAPV1_ATTRIBUTES: tuple[str, ...] = (
-    "Female", "AgeLess16", "Age17-30", "Age31-45", "BodyFat", "BodyNormal", "BodyThin",
-    "Customer", "Clerk",
-    "hs-BaldHead", "hs-LongHair", "hs-BlackHair", "hs-Hat", "hs-Glasses", "hs-Muffler",
-    "ub-Shirt", "ub-Sweater", "ub-Vest", "ub-TShirt", "ub-Cotton", "ub-Jacket", "ub-SuitUp",
-    "ub-Tight", "ub-ShortSleeve",
-    "lb-LongTrousers", "lb-Skirt", "lb-ShortSkirt", "lb-Dress", "lb-Jeans", "lb-TightTrousers",
-    "shoes-Leather", "shoes-Sport", "shoes-Boots", "shoes-Cloth", "shoes-Casual",
-    "attach-Backpack", "attach-SingleShoulderBag", "attach-HandBag", "attach-Box",
-    "attach-PlasticBag", "attach-PaperBag", "attach-HandTrunk", "attach-Other",
-    "action-Calling", "action-Talking", "action-Gathering", "action-Holding", "action-Pusing",
-    "action-Pulling", "action-CarrybyArm", "action-CarrybyHand",
-)  # fmt: skip
-
-#: RAP v2's 54 evaluated attributes.
-RAPV2_ATTRIBUTES: tuple[str, ...] = (
-    "Female", "AgeLess16", "Age17-30", "Age31-45", "Age46-60", "BodyFat", "BodyNormal",
-    "BodyThin", "Customer", "Employee",
-    "hs-BaldHead", "hs-LongHair", "hs-BlackHair", "hs-Hat", "hs-Glasses",
-    "ub-Shirt", "ub-Sweater", "ub-Vest", "ub-TShirt", "ub-Cotton", "ub-Jacket", "ub-SuitUp",
-    "ub-Tight", "ub-ShortSleeve", "ub-Others",
-    "lb-LongTrousers", "lb-Skirt", "lb-ShortSkirt", "lb-Dress", "lb-Jeans", "lb-TightTrousers",
-    "shoes-Leather", "shoes-Sports", "shoes-Boots", "shoes-Cloth", "shoes-Casual", "shoes-Other",
-    "attachment-Backpack", "attachment-ShoulderBag", "attachment-HandBag", "attachment-Box",
-    "attachment-PlasticBag", "attachment-PaperBag", "attachment-HandTrunk", "attachment-Other",
-    "action-Calling", "action-Talking", "action-Gathering", "action-Holding", "action-Pushing",
-    "action-Pulling", "action-CarryingByArm", "action-CarryingByHand", "action-Other",
-)  # fmt: skip
-
-#: PETA's 35 evaluated attributes (of 105).
-PETA_ATTRIBUTES: tuple[str, ...] = (
-    "personalLess30", "personalLess45", "personalLess60", "personalLarger60",
-    "carryingBackpack", "carryingOther", "lowerBodyCasual", "upperBodyCasual",
-    "lowerBodyFormal", "upperBodyFormal", "accessoryHat", "upperBodyJacket", "lowerBodyJeans",
-    "footwearLeatherShoes", "upperBodyLogo", "hairLong", "personalMale", "carryingMessengerBag",
-    "accessoryMuffler", "accessoryNothing", "carryingNothing", "upperBodyPlaid",
-    "carryingPlasticBags", "footwearSandals", "footwearShoes", "lowerBodyShorts",
-    "upperBodyShortSleeve", "lowerBodyShortSkirt", "footwearSneaker", "upperBodyThinStripes",
-    "accessorySunglasses", "lowerBodyTrousers", "upperBodyTshirt", "upperBodyOther",
-    "upperBodyVNeck",
-)  # fmt: skip
+# The evaluated label sets (names spelled as in the released files) live in one place.
+from .attribute_names import (  # noqa: E402
+    PA100K_ATTRIBUTES,
+    PETA_ATTRIBUTES,
+    RAPV1_ATTRIBUTES,
+    RAPV2_ATTRIBUTES,
+)
 
 _PETA_COLOURS = ("Black", "Blue", "Brown", "Green", "Grey", "Orange", "Pink", "Purple", "Red", "White", "Yellow")
 
@@ -241,6 +198,7 @@ _PA100K = {
 
 _RAP_COMMON = {
     "Female": _Fact("gender", "female", "male"),
+    "Femal": _Fact("gender", "female", "male"),  # RAPv2's released spelling
     "AgeLess16": _Fact("age", "child"),
     "Age17-30": _Fact("age", "young"),
     "Age31-45": _Fact("age", "adult"),
@@ -397,7 +355,7 @@ def _restrict(facts: dict[str, _Fact], names: Iterable[str], aliases: Iterable[s
 _VOCABS: dict[str, tuple[tuple[str, ...], tuple[str, ...], dict[str, _Fact]]] = {
     "pa100k": (PA100K_ATTRIBUTES, (), _restrict(_PA100K, PA100K_ATTRIBUTES)),
     "rapv1": (RAPV1_ATTRIBUTES, RAPV1_EXTRA_ATTRIBUTES, _restrict(_RAPV1, RAPV1_ATTRIBUTES + RAPV1_EXTRA_ATTRIBUTES)),
-    "rapv2": (RAPV2_ATTRIBUTES, RAPV2_EXTRA_ATTRIBUTES, _restrict(_RAPV2, RAPV2_ATTRIBUTES + RAPV2_EXTRA_ATTRIBUTES)),
+    "rapv2": (RAPV2_ATTRIBUTES, RAPV2_EXTRA_ATTRIBUTES, _restrict(_RAPV2, RAPV2_ATTRIBUTES + RAPV2_EXTRA_ATTRIBUTES, aliases=("Female",))),
     "peta": (
         PETA_ATTRIBUTES,
         PETA_EXTRA_ATTRIBUTES,
