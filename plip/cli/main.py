@@ -16,7 +16,15 @@ from ..errors import PlipError
 from ..version import __version__
 
 # Module names under plip.cli, in the order `plip --help` lists them.
-SUBCOMMANDS: tuple[str, ...] = ("train",)
+SUBCOMMANDS: tuple[str, ...] = (
+    "models",
+    "convert",
+    "encode",
+    "search",
+    "synth",
+    "caption",
+    "train",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
