@@ -1,5 +1,19 @@
-"""plip: pretrained person encoders (PLIP, NeurIPS 2024) made easy to use."""
+"""plip: pretrained person encoders (PLIP, NeurIPS 2024) made easy to use.
 
+>>> import plip
+>>> model = plip.load("plip-rn50")
+>>> gallery = model.encode_image(["a.jpg", "b.jpg"])
+>>> hits = model.retrieve("a woman with a red backpack", gallery=gallery, top_k=5)
+"""
+
+from .errors import PlipError
+from .hub import list_models, load
+from .models import PLIPConfig, PLIPModel
+from .retrieval import RetrievalResult, retrieve
+from .tokenizer import PLIPTokenizer
 from .version import __version__
 
-__all__ = ["__version__"]
+__all__ = [
+    "load", "list_models", "retrieve", "RetrievalResult",
+    "PLIPModel", "PLIPConfig", "PLIPTokenizer", "PlipError", "__version__",
+]

@@ -16,7 +16,12 @@ from ..errors import PlipError
 from ..version import __version__
 
 # Module names under plip.cli, in the order `plip --help` lists them.
-SUBCOMMANDS: tuple[str, ...] = ()
+SUBCOMMANDS: tuple[str, ...] = (
+    "models",
+    "convert",
+    "encode",
+    "search",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

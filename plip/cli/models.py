@@ -1,0 +1,34 @@
+"""``plip models``: list the registry."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("models", help="list the named models and where their weights come from")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+
+    from ..hub.registry import MODELS
+
+    rows = [
+        {"name": e.name, "params": e.params, "source": e.source, "description": e.description,
+         "original_weights": e.official_source or ""}
+        for e in sorted(MODELS.values(), key=lambda e: e.name)
+    ]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    name_w = max(len("name"), *(len(r["name"]) for r in rows))
+    src_w = max(len("source"), *(len(r["source"]) for r in rows))
+    print(f"{'name':<{name_w}}  {'params':>6}  {'source':<{src_w}}  description")
+    for r in rows:
+        print(f"{r['name']:<{name_w}}  {r['params']:>6}  {r['source']:<{src_w}}  {r['description']}")
+        if r["original_weights"]:
+            print(f"{'':<{name_w}}  {'':>6}  original weights: {r['original_weights']}")
+    return 0

@@ -1,0 +1,59 @@
+"""Reading images from anything a user may hold: paths, PIL images, uint8 arrays."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Union
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from ..errors import ImageLoadError
+
+ImageInput = Union[str, os.PathLike, Image.Image, np.ndarray]
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Convert any PIL mode (L, LA, P, RGBA, CMYK, I;16 ...) to RGB, as the official pipeline does."""
+    if image.mode == "RGB":
+        return image
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")  # avoids PIL's palette-transparency warning
+    if image.mode.startswith("I") or image.mode == "F":
+        array = np.asarray(image, dtype=np.float64)
+        span = float(array.max() - array.min()) or 1.0
+        image = Image.fromarray(((array - array.min()) * 255.0 / span).astype(np.uint8))
+    return image.convert("RGB")
+
+
+def load_image(item: Any, where: str = "image") -> Image.Image:
+    """Return ``item`` as an RGB PIL image; raise :class:`ImageLoadError` naming it otherwise."""
+    if isinstance(item, Image.Image):
+        return to_rgb(item)
+    if isinstance(item, (str, os.PathLike)):
+        path = os.fspath(item)
+        try:
+            with Image.open(path) as handle:
+                handle.load()
+                return to_rgb(handle)
+        except FileNotFoundError:
+            raise ImageLoadError(f"{where}: file not found: {path}") from None
+        except (UnidentifiedImageError, OSError, ValueError) as err:
+            raise ImageLoadError(f"{where}: cannot read image {path}: {err}") from None
+    if isinstance(item, np.ndarray):
+        return to_rgb(_array_to_image(item, where))
+    raise ImageLoadError(
+        f"{where}: unsupported type {type(item).__name__} (expected a path, a PIL image or a uint8 array)"
+    )
+
+
+def _array_to_image(array: np.ndarray, where: str) -> Image.Image:
+    if array.dtype != np.uint8:
+        raise ImageLoadError(f"{where}: arrays must be uint8 (HxWx3, HxWx4 or HxW), got dtype {array.dtype}")
+    if array.ndim == 2 or (array.ndim == 3 and array.shape[2] in (1, 3, 4)):
+        if array.ndim == 3 and array.shape[2] == 1:
+            array = array[:, :, 0]
+        if array.shape[0] == 0 or array.shape[1] == 0:
+            raise ImageLoadError(f"{where}: empty array of shape {array.shape}")
+        return Image.fromarray(np.ascontiguousarray(array))
+    raise ImageLoadError(f"{where}: arrays must be HxWx3, HxWx4 or HxW, got shape {array.shape}")

@@ -1,0 +1,114 @@
+"""Batched, order-preserving encoding of images and captions for inference."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from .errors import PlipError
+
+if TYPE_CHECKING:
+    from .models.plip_model import PLIPModel
+
+class _PreprocessDataset(torch.utils.data.Dataset):
+    def __init__(self, items: Sequence[Any], preprocess) -> None:
+        self.items = items
+        self.preprocess = preprocess
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return self.preprocess(self.items[index], where=f"image {index}")
+
+def _image_batches(model: "PLIPModel", images: Any, batch_size: int, num_workers: int) -> Iterator[torch.Tensor]:
+    if isinstance(images, torch.Tensor):
+        if images.dim() == 3:
+            images = images.unsqueeze(0)
+        expected = tuple(model.config.vision.image_size)
+        if images.dim() != 4 or images.shape[1] != 3 or tuple(images.shape[2:]) != expected:
+            raise PlipError(
+                f"a preprocessed image tensor must be (N, 3, {expected[0]}, {expected[1]}), got {tuple(images.shape)}"
+            )
+        yield from images.split(batch_size)
+        return
+    if not isinstance(images, (list, tuple)):
+        images = [images]
+    dataset = _PreprocessDataset(images, model.preprocess)
+    if num_workers > 0:
+        loader = torch.utils.data.DataLoader(
+            dataset, batch_size=batch_size, num_workers=num_workers, shuffle=False,
+            persistent_workers=False, collate_fn=torch.stack,
+        )
+        yield from loader
+    else:
+        for start in range(0, len(dataset), batch_size):
+            yield torch.stack([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))])
+
+@torch.inference_mode()
+def embed_image_batch(model: "PLIPModel", batch: torch.Tensor) -> torch.Tensor:
+    """Forward one preprocessed batch; returns float32 embeddings on the model's device."""
+    batch = batch.to(device=model.device, dtype=model.dtype, non_blocking=True)
+    batch = batch.contiguous(memory_format=torch.channels_last)
+    return model.visual(batch).float()
+
+def encode_images(
+    model: "PLIPModel", images: Any, *, batch_size: int, normalize: bool, progress: bool, num_workers: int
+) -> torch.Tensor:
+    if batch_size < 1:
+        raise PlipError(f"batch_size must be >= 1, got {batch_size}")
+    total = len(images) if hasattr(images, "__len__") else None
+    if isinstance(images, torch.Tensor):
+        total = images.shape[0] if images.dim() == 4 else 1
+    if total == 0:
+        return torch.empty(0, model.embed_dim)
+    was_training = model.training
+    model.eval()
+    outputs = []
+    try:
+        with tqdm(total=total, desc="images", unit="img", disable=not progress) as bar:
+            for batch in _image_batches(model, images, batch_size, num_workers):
+                outputs.append(embed_image_batch(model, batch).cpu())
+                bar.update(batch.shape[0])
+    finally:
+        model.train(was_training)
+    embeddings = torch.cat(outputs)
+    return F.normalize(embeddings, dim=-1) if normalize else embeddings
+
+@torch.inference_mode()
+def embed_token_batch(model: "PLIPModel", input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Forward one tokenised batch; returns float32 embeddings on the model's device."""
+    device = model.device
+    features = model.text(input_ids.to(device), attention_mask.to(device))
+    return features.embedding.float()
+
+def encode_texts(
+    model: "PLIPModel", texts: str | Sequence[str], *, batch_size: int, normalize: bool, progress: bool
+) -> torch.Tensor:
+    if batch_size < 1:
+        raise PlipError(f"batch_size must be >= 1, got {batch_size}")
+    if isinstance(texts, str):
+        texts = [texts]
+    token_ids = model.tokenizer.encode(texts)
+    if not token_ids:
+        return torch.empty(0, model.embed_dim)
+    # Length-sorted batches waste no compute on padding; results go back to input order.
+    order = sorted(range(len(token_ids)), key=lambda i: len(token_ids[i]))
+    embeddings = torch.empty(len(token_ids), model.embed_dim)
+    was_training = model.training
+    model.eval()
+    try:
+        with tqdm(total=len(order), desc="texts", unit="txt", disable=not progress) as bar:
+            for start in range(0, len(order), batch_size):
+                rows = order[start : start + batch_size]
+                batch = model.tokenizer.pad([token_ids[i] for i in rows])
+                out = embed_token_batch(model, batch["input_ids"], batch["attention_mask"])
+                embeddings[torch.as_tensor(rows)] = out.cpu()
+                bar.update(len(rows))
+    finally:
+        model.train(was_training)
+    return F.normalize(embeddings, dim=-1) if normalize else embeddings

@@ -1,0 +1,89 @@
+"""Our own model format: a folder in the Hugging Face Hub layout.
+
+``config.json`` (:class:`~plip.models.PLIPConfig`), ``model.safetensors`` (keys ``visual.*`` and
+``text.*``), the tokenizer files (``vocab.txt`` ...) and a ``README.md`` model card.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from ..errors import CheckpointError, ModelNotFoundError
+from ..models.config import PLIPConfig
+from ..utils.io import atomic_path, atomic_write_text
+from .state_dict import load_state_dict_strict
+
+if TYPE_CHECKING:
+    from ..models.plip_model import PLIPModel
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+MODEL_CARD_NAME = "README.md"
+REQUIRED_FILES = (CONFIG_NAME, WEIGHTS_NAME)
+
+
+def save_pretrained(model: "PLIPModel", directory: str | os.PathLike, model_card: str | None = None) -> None:
+    """Write ``model`` to ``directory`` (created if needed); each file is written atomically."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    state = {key: value.detach().cpu().contiguous() for key, value in model.state_dict().items()}
+    with atomic_path(directory / WEIGHTS_NAME) as tmp:
+        save_file(state, tmp, metadata={"format": "pt", "plip_model_type": "plip"})
+    model.tokenizer.save_pretrained(directory)
+    model.config.save(directory / CONFIG_NAME)
+    if model_card is None and (directory / MODEL_CARD_NAME).exists():
+        return
+    atomic_write_text(directory / MODEL_CARD_NAME, model_card or default_model_card(model))
+
+
+def load_pretrained_folder(directory: str | os.PathLike) -> "PLIPModel":
+    """Build a model from a folder written by :func:`save_pretrained`."""
+    from ..models.plip_model import PLIPModel
+    from ..tokenizer import PLIPTokenizer
+
+    directory = Path(directory)
+    missing = [name for name in REQUIRED_FILES if not (directory / name).is_file()]
+    if missing:
+        raise ModelNotFoundError(f"{directory}: not a plip model folder (missing {', '.join(missing)})")
+    config = PLIPConfig.load(directory / CONFIG_NAME)
+    tokenizer = PLIPTokenizer.from_pretrained(directory, max_length=config.text.max_length)
+    model = PLIPModel(config, tokenizer=tokenizer)
+    weights = directory / WEIGHTS_NAME
+    try:
+        state = load_file(str(weights))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise CheckpointError(f"{weights}: unreadable safetensors file ({err})") from None
+    load_state_dict_strict(model, state, str(weights))
+    model.name_or_path = str(directory)
+    return model
+
+
+def default_model_card(model: "PLIPModel") -> str:
+    cfg = model.config
+    params = sum(p.numel() for p in model.parameters())
+    return f"""---
+library_name: plip-person
+license: mit
+tags: [person-reid, text-based-person-search, plip]
+---
+# PLIP person encoder
+
+Image encoder: Modified ResNet (layers {list(cfg.vision.layers)}, width {cfg.vision.width}, attention pool with
+{cfg.vision.heads} heads), input {cfg.vision.image_size[0]}x{cfg.vision.image_size[1]}.
+Text encoder: BERT ({cfg.text.num_hidden_layers} layers, hidden {cfg.text.hidden_size}), pooling `{cfg.text.pooling}`,
+max {cfg.text.max_length} tokens. Embedding size {cfg.embed_dim}; {params / 1e6:.1f}M parameters.
+
+```python
+import plip
+model = plip.load("path/or/hf-hub:org/repo")
+gallery = model.encode_image(["a.jpg", "b.jpg"])
+hits = model.retrieve("a woman in a red coat with a black bag", gallery=gallery, top_k=5)
+```
+
+Reference: Zuo et al., "PLIP: Language-Image Pre-training for Person Representation Learning", NeurIPS 2024.
+"""

@@ -1,0 +1,264 @@
+"""Model configuration: one dataclass tree that round-trips through ``config.json``.
+
+The same code path builds the full ``plip-rn50`` model and the tiny models used in tests;
+only the numbers differ.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import ConfigError
+
+#: Normalisation statistics of SYNTH-PEDES used by the official PLIP pipeline.
+PLIP_MEAN: tuple[float, float, float] = (0.357, 0.323, 0.328)
+PLIP_STD: tuple[float, float, float] = (0.252, 0.242, 0.239)
+
+
+@dataclass
+class VisionConfig:
+    """CLIP-style Modified ResNet with an attention-pool head.
+
+    Attributes:
+        layers: number of bottleneck blocks per stage (``[3, 4, 6, 3]`` for ResNet-50).
+        width: channels after the stem (64 for ResNet-50); stage ``i`` outputs ``width * 4 * 2**i``.
+        heads: attention heads of the pooling head.
+        image_size: input (height, width); the positional embedding has
+            ``(H/32) * (W/32) + 1`` rows.
+        output_dim: size of the pooled embedding.
+        last_stride: 2 as in the released model; 1 keeps layer4 at 1/16 resolution (BoT, MGN).
+    """
+
+    layers: tuple[int, int, int, int] = (3, 4, 6, 3)
+    width: int = 64
+    heads: int = 8
+    image_size: tuple[int, int] = (256, 128)
+    output_dim: int = 768
+    last_stride: int = 2
+
+    @property
+    def stage_channels(self) -> tuple[int, int, int, int]:
+        return tuple(self.width * 4 * 2**i for i in range(4))  # type: ignore[return-value]
+
+    @property
+    def feature_grid(self) -> tuple[int, int]:
+        """(rows, cols) of the last stage map, i.e. the attention-pool grid."""
+        reduction = 32 if self.last_stride == 2 else 16
+        return self.image_size[0] // reduction, self.image_size[1] // reduction
+
+    def validate(self) -> None:
+        if len(self.layers) != 4 or any(int(n) < 1 for n in self.layers):
+            raise ConfigError(f"vision.layers must be four positive integers, got {self.layers!r}")
+        if self.width < 2 or self.width % 2:
+            raise ConfigError(f"vision.width must be an even integer >= 2, got {self.width!r}")
+        embed = self.stage_channels[-1]
+        if self.heads < 1 or embed % self.heads:
+            raise ConfigError(
+                f"vision.heads={self.heads} must divide the last stage's {embed} channels"
+            )
+        if self.last_stride not in (1, 2):
+            raise ConfigError(f"vision.last_stride must be 1 or 2, got {self.last_stride!r}")
+        h, w = self.image_size
+        if h % 32 or w % 32 or h <= 0 or w <= 0:
+            raise ConfigError(f"vision.image_size must be positive multiples of 32, got {self.image_size!r}")
+
+
+@dataclass
+class TextConfig:
+    """BERT text encoder, built from a ``transformers.BertConfig`` (never downloaded).
+
+    Attributes:
+        vocab_size .. layer_norm_eps: the BertConfig fields (bert-base-uncased by default).
+        pooling: ``"pooler"`` (tanh(dense(CLS)), the released PLIP model) or ``"mean"``
+            (mean of the last hidden states over real tokens, the paper's alternative).
+        max_length: tokens per caption including [CLS] and [SEP]; longer text is truncated.
+    """
+
+    vocab_size: int = 30522
+    hidden_size: int = 768
+    num_hidden_layers: int = 12
+    num_attention_heads: int = 12
+    intermediate_size: int = 3072
+    max_position_embeddings: int = 512
+    type_vocab_size: int = 2
+    hidden_act: str = "gelu"
+    hidden_dropout_prob: float = 0.1
+    attention_probs_dropout_prob: float = 0.1
+    layer_norm_eps: float = 1e-12
+    pad_token_id: int = 0
+    pooling: str = "pooler"
+    max_length: int = 64
+
+    def bert_kwargs(self) -> dict[str, Any]:
+        names = [f.name for f in dataclasses.fields(self) if f.name not in ("pooling", "max_length")]
+        return {name: getattr(self, name) for name in names}
+
+    def validate(self) -> None:
+        if self.pooling not in ("pooler", "mean"):
+            raise ConfigError(f"text.pooling must be 'pooler' or 'mean', got {self.pooling!r}")
+        if self.hidden_size % self.num_attention_heads:
+            raise ConfigError(
+                f"text.num_attention_heads={self.num_attention_heads} must divide "
+                f"text.hidden_size={self.hidden_size}"
+            )
+        if not 3 <= self.max_length <= self.max_position_embeddings:
+            raise ConfigError(
+                f"text.max_length must be in [3, {self.max_position_embeddings}], got {self.max_length!r}"
+            )
+
+
+@dataclass
+class PreprocessConfig:
+    """Image preprocessing: PIL resize to ``image_size`` (H, W), to tensor, normalise."""
+
+    image_size: tuple[int, int] = (256, 128)
+    mean: tuple[float, float, float] = PLIP_MEAN
+    std: tuple[float, float, float] = PLIP_STD
+    interpolation: str = "bicubic"
+
+    def validate(self) -> None:
+        if self.interpolation not in ("bicubic", "bilinear", "nearest", "lanczos"):
+            raise ConfigError(f"preprocess.interpolation {self.interpolation!r} is not supported")
+        if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
+            raise ConfigError("preprocess.mean and preprocess.std must be three numbers (std > 0)")
+
+
+@dataclass
+class PLIPConfig:
+    """Configuration of a PLIP model: image encoder, text encoder, preprocessing."""
+
+    vision: VisionConfig = field(default_factory=VisionConfig)
+    text: TextConfig = field(default_factory=TextConfig)
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    model_type: str = "plip"
+
+    @property
+    def embed_dim(self) -> int:
+        return self.vision.output_dim
+
+    def validate(self) -> "PLIPConfig":
+        self.vision.validate()
+        self.text.validate()
+        self.preprocess.validate()
+        if self.vision.output_dim != self.text.hidden_size:
+            raise ConfigError(
+                f"vision.output_dim ({self.vision.output_dim}) must equal text.hidden_size "
+                f"({self.text.hidden_size}): PLIP has no projection heads"
+            )
+        if tuple(self.preprocess.image_size) != tuple(self.vision.image_size):
+            raise ConfigError(
+                f"preprocess.image_size {tuple(self.preprocess.image_size)} differs from "
+                f"vision.image_size {tuple(self.vision.image_size)}"
+            )
+        return self
+
+    # -- construction -------------------------------------------------------------------
+    @classmethod
+    def rn50(cls) -> "PLIPConfig":
+        """The released PLIP-RN50 architecture."""
+        return cls().validate()
+
+    @classmethod
+    def tiny(cls, image_size: tuple[int, int] = (64, 32), dim: int = 32) -> "PLIPConfig":
+        """A small model with the full architecture, for tests.
+
+        Head counts follow the rules :func:`plip.hub.official.infer_config` uses (8 pooling
+        heads, one BERT head per 64 channels), so a tiny official-format checkpoint loads
+        without an explicit config.
+        """
+        return cls(
+            vision=VisionConfig(layers=(1, 1, 1, 1), width=8, heads=8, image_size=image_size, output_dim=dim),
+            text=TextConfig(
+                hidden_size=dim, num_hidden_layers=2, num_attention_heads=max(1, dim // 64),
+                intermediate_size=2 * dim,
+                max_position_embeddings=128,
+            ),
+            preprocess=PreprocessConfig(image_size=image_size),
+        ).validate()
+
+    # -- (de)serialisation --------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "config") -> "PLIPConfig":
+        if not isinstance(data, dict):
+            raise ConfigError(f"{source}: expected a JSON object, got {type(data).__name__}")
+        sections = {"vision": VisionConfig, "text": TextConfig, "preprocess": PreprocessConfig}
+        kwargs: dict[str, Any] = {}
+        for key, value in data.items():
+            if key in sections:
+                kwargs[key] = _build_section(sections[key], value, f"{source}: {key}")
+            elif key == "model_type":
+                if value != "plip":
+                    raise ConfigError(f"{source}: model_type must be 'plip', got {value!r}")
+                kwargs[key] = value
+            elif key.startswith("_"):
+                continue  # metadata such as _plip_version
+            else:
+                raise ConfigError(f"{source}: unknown key {key!r}")
+        return cls(**kwargs).validate()
+
+    def save(self, path: str | os.PathLike) -> None:
+        from ..utils.io import atomic_write_text
+
+        payload = {"_plip_version": _version(), **self.to_dict()}
+        atomic_write_text(path, json.dumps(payload, indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "PLIPConfig":
+        try:
+            with open(path, encoding="utf-8") as handle:
+                data = json.load(handle)
+        except json.JSONDecodeError as err:
+            raise ConfigError(f"{path}: not valid JSON ({err})") from None
+        return cls.from_dict(data, source=str(path))
+
+
+def _build_section(section_cls: type, value: Any, where: str) -> Any:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: expected an object, got {type(value).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(section_cls)}
+    defaults = section_cls()
+    kwargs = {}
+    for key, item in value.items():
+        if key not in fields:
+            raise ConfigError(f"{where}.{key}: unknown key")
+        expected = getattr(defaults, key)
+        kwargs[key] = _coerce(item, expected, f"{where}.{key}")
+    return section_cls(**kwargs)
+
+
+def _coerce(value: Any, like: Any, where: str) -> Any:
+    """Coerce a JSON value to the type of the default ``like`` (tuples from lists)."""
+    if isinstance(like, tuple):
+        if not isinstance(value, (list, tuple)) or len(value) != len(like):
+            raise ConfigError(f"{where}: expected a list of {len(like)} numbers, got {value!r}")
+        return tuple(_coerce(v, like[0], where) for v in value)
+    if isinstance(like, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true/false, got {value!r}")
+        return value
+    if isinstance(like, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if isinstance(like, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if isinstance(like, str):
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    return value
+
+
+def _version() -> str:
+    from ..version import __version__
+
+    return __version__
