@@ -152,11 +152,11 @@ class TextReIDSplit:
         missing = self.missing_images()
         if missing:
             total = len(dict.fromkeys(s.image_path for s in self.samples))
-            shown = "\n  ".join(missing[:max_listed])
-            more = f"\n  ... and {len(missing) - max_listed} more" if len(missing) > max_listed else ""
+            shown = ", ".join(missing[:max_listed])
+            more = f" and {len(missing) - max_listed} more" if len(missing) > max_listed else ""
             raise DataError(
                 f"{len(missing)} of {total} images of {self.dataset} ({self.split}) are missing "
-                f"(annotation file {self.annotation_file}):\n  {shown}{more}"
+                f"(annotation file {self.annotation_file}): {shown}{more}"
             )
 
     def summary(self) -> dict[str, Any]:
