@@ -248,7 +248,7 @@ def test_memory_does_not_grow_with_queries_times_gallery():
 
 
 def test_threads_and_chunks_do_not_change_results():
-    """Chunks ranked in parallel threads give exactly the single-threaded results."""
+    """Chunks ranked in parallel threads give the single-threaded results (to rounding)."""
     rng = np.random.default_rng(2)
     g = rng.integers(0, 30, 300)
     q = rng.integers(0, 32, 200)
@@ -256,6 +256,6 @@ def test_threads_and_chunks_do_not_change_results():
     one = retrieval_metrics(sim, q, g, threads=1, per_query=True)
     many = retrieval_metrics(sim, q, g, threads=3, chunk_elements=1000, per_query=True)
     assert one == many
-    np.testing.assert_array_equal(one.average_precision, many.average_precision)
+    np.testing.assert_allclose(one.average_precision, many.average_precision, rtol=1e-12)
     with pytest.raises(ValueError, match="threads"):
         retrieval_metrics(sim, q, g, threads=0)
