@@ -28,7 +28,7 @@ import time
 import numpy as np
 import torch
 
-from plip.evaluation.retrieval_metrics import retrieval_metrics, retrieval_metrics_from_embeddings
+from plip.evaluation.retrieval_metrics import _num_threads, retrieval_metrics, retrieval_metrics_from_embeddings
 
 N_QUERIES, N_GALLERY, N_IDS = 6156, 3074, 1000
 
@@ -49,9 +49,9 @@ def embeddings(rng: np.random.Generator, query_ids, gallery_ids, dim: int, noise
 
     def draw(ids):
         if np.isinf(noise):
-            x = rng.standard_normal((len(ids), dim)).astype(np.float32)
+            x = rng.standard_normal((len(ids), dim), dtype=np.float32)
         else:
-            x = centres[ids] + noise * rng.standard_normal((len(ids), dim)).astype(np.float32) / np.sqrt(dim)
+            x = centres[ids] + np.float32(noise / np.sqrt(dim)) * rng.standard_normal((len(ids), dim), dtype=np.float32)
         return torch.nn.functional.normalize(torch.from_numpy(x), dim=1)
 
     return draw(query_ids), draw(gallery_ids)
@@ -136,12 +136,13 @@ def main() -> None:
     q_ids_np, g_ids_np = cuhk_like_ids(rng)
     q_ids, g_ids = torch.from_numpy(q_ids_np), torch.from_numpy(g_ids_np)
     print(f"CUHK-PEDES size: {N_QUERIES} queries x {N_GALLERY} gallery, {N_IDS} ids, dim {args.dim}; "
-          f"torch threads {torch.get_num_threads()}, CPUs {os.cpu_count()}")
+          f"CPUs {os.cpu_count()}, torch threads {torch.get_num_threads()}, plip ranking threads {_num_threads(None)}")
     options = dict(legacy_ap=True, unmatched="zero")
     rows = []
-    for label, noise in [("realistic (R@1 ~ 50%)", 1.1), ("random scores", float("inf"))]:
+    for label, noise in [("realistic (R@1 ~ 50%)", 3.0), ("random scores", float("inf"))]:
         query, gallery = embeddings(rng, q_ids_np, g_ids_np, args.dim, noise)
         sim = query @ gallery.T
+        assert sim.dtype == torch.float32
         base_t, base = best_of(lambda: official_from_similarity(sim, q_ids, g_ids), 1)
         ours_t, ours = best_of(lambda: retrieval_metrics(sim, q_ids, g_ids, **options), args.repeats)
         check(label, base, ours)

@@ -259,3 +259,13 @@ def test_threads_and_chunks_do_not_change_results():
     np.testing.assert_allclose(one.average_precision, many.average_precision, rtol=1e-12)
     with pytest.raises(ValueError, match="threads"):
         retrieval_metrics(sim, q, g, threads=0)
+
+
+def test_empty_and_all_unmatched_inputs():
+    """No queries: every metric NaN; no gallery match at all: R@K = 0, mAP/mINP NaN."""
+    empty = retrieval_metrics(np.zeros((0, 5), np.float32), np.zeros(0, int), np.arange(5))
+    assert np.isnan(empty.recall[1]) and np.isnan(empty.mAP) and empty.num_queries == 0
+    none = retrieval_metrics(np.zeros((3, 4)), [1, 2, 3], [9, 9, 9, 9])
+    assert none.recall[1] == 0.0 and np.isnan(none.mAP) and none.num_unmatched == 3
+    no_gallery = retrieval_metrics(np.zeros((2, 0), np.float32), [1, 2], np.zeros(0, int))
+    assert no_gallery.recall[10] == 0.0 and no_gallery.num_gallery == 0

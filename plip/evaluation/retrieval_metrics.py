@@ -17,7 +17,7 @@ With the 1-based ranks ``r_1 < r_2 < ... < r_P`` of the ``P`` hits of a query:
   as IRRA computes it): ``P / r_P``, the share of the list a user must inspect to find the
   hardest hit. mAP / mINP are means over queries.
 
-All metrics are returned in percent.
+All metrics are returned in percent (NaN when there is no query to average over).
 
 Queries without any hit in the gallery
     They count as misses for R@K (both IRRA and the official PLIP code divide by the number
@@ -42,8 +42,8 @@ Algorithm and memory
     chunk of queries, one vectorised comparison finds, per query, the items scoring at
     least as high as its worst hit: only these can push a hit down the list. A hit's rank
     is then the number of items scoring at least as high as it (with the tie rule above),
-    counted either by sorting a query's candidates once (packed as ``row << 32 | score
-    order`` uint64 keys, one sort per chunk) or, for queries with many candidates, by one
+    counted either by sorting a query's candidates once (packed as ``row * 2**32 + score
+    order`` int64 keys, one sort per chunk) or, for queries with many candidates, by one
     comparison pass per hit; each query takes the cheaper of the two. The cost is linear
     in the gallery size per query.
 
@@ -155,8 +155,8 @@ def _check_ks(ks: Sequence[int]) -> tuple[int, ...]:
 def _to_float32_numpy(block) -> np.ndarray:
     if isinstance(block, torch.Tensor):
         block = block.detach()
-        if block.dtype != torch.float32:
-            block = block.float()
+        if block.dtype in (torch.float16, torch.bfloat16):
+            block = block.float()  # NumPy has no bfloat16
         block = block.cpu().numpy()
     return np.ascontiguousarray(block, dtype=np.float32)
 
@@ -188,15 +188,21 @@ class _Positives:
 
 
 def _ordinal(scores: np.ndarray) -> np.ndarray:
-    """uint64 holding the float32 scores' order: a < b as floats iff ordinal(a) < ordinal(b)."""
-    bits = (scores + np.float32(0.0)).view(np.uint32)  # + 0.0 turns -0.0 into 0.0
-    flip = np.where(bits >> np.uint32(31) == 1, np.uint32(0xFFFFFFFF), np.uint32(0x80000000))
-    return (bits ^ flip).astype(np.uint64)
+    """int32 ordered like the float32 scores: a < b iff ordinal(a) < ordinal(b); -0.0 == 0.0."""
+    bits = np.ascontiguousarray(scores, dtype=np.float32).view(np.int32)
+    sign = bits >> 31  # 0, or -1 for negative numbers
+    # Negative floats: flip the magnitude bits (larger magnitude = smaller) and add 1 so
+    # that -0.0 lands on 0.0.
+    return (bits ^ (sign & np.int32(0x7FFFFFFF))) - sign
 
 
 def _row_keys(rows: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    """Keys ordered by row, then by score: ``row << 32 | ordinal(score)``."""
-    return (rows.astype(np.uint64) << np.uint64(32)) | _ordinal(scores)
+    """int64 keys ordered by row, then by score: ``row * 2**32 + ordinal(score)``."""
+    return (rows.astype(np.int64) << 32) + _ordinal(scores)
+
+
+def _first_key_of_row(rows: np.ndarray) -> np.ndarray:
+    return (rows.astype(np.int64) << 32) - 2**31
 
 
 # Rough cost of handling one candidate item (extract, key, sort) relative to comparing
@@ -222,7 +228,7 @@ def _at_least_by_sorting(scores, cand, n_cand, rows, thresholds):
     del flat
     keys.sort()
     width = thresholds.shape[1]
-    row_end = np.searchsorted(keys, (rows + 1).astype(np.uint64) << np.uint64(32), side="left")
+    row_end = np.searchsorted(keys, _first_key_of_row(rows + 1), side="left")
     t_keys = _row_keys(np.repeat(rows, width), thresholds[rows].reshape(-1))
     first_at_least = np.searchsorted(keys, t_keys, side="left")
     return (np.repeat(row_end, width) - first_at_least).reshape(len(rows), width)
@@ -358,13 +364,13 @@ def _metrics(
                 future.result()
     matched = positives.num_hits > 0
     num_unmatched = int((~matched).sum())
-    recall = {k: float(100.0 * np.mean(matched & (first <= k))) if n_query else 0.0 for k in ks}
+    recall = {k: float(100.0 * np.mean(matched & (first <= k))) if n_query else float("nan") for k in ks}
     if unmatched == "zero":
         denom = n_query
     else:
         denom = n_query - num_unmatched
-    mean_ap = float(100.0 * np.nansum(ap) / denom) if denom else 0.0
-    mean_inp = float(100.0 * np.nansum(inp) / denom) if denom else 0.0
+    mean_ap = float(100.0 * np.nansum(ap) / denom) if denom else float("nan")
+    mean_inp = float(100.0 * np.nansum(inp) / denom) if denom else float("nan")
     return RetrievalMetrics(
         recall=recall,
         mAP=mean_ap,
