@@ -145,6 +145,8 @@ def test_infinite_scores_are_ranked_and_nan_is_rejected():
     sim[0, 0] = np.nan
     with pytest.raises(ValueError, match="row 0 contains NaN"):
         retrieval_metrics(sim, [5], [1, 5, 5])
+    with pytest.raises(ValueError, match="row 0 contains NaN"):
+        retrieval_metrics(torch.from_numpy(sim), [5], [1, 5, 5], backend="torch")
     with pytest.raises(ValueError, match="NaN or infinite"):
         retrieval_metrics_from_embeddings(torch.tensor([[np.nan, 1.0]]), torch.ones(3, 2), [5], [1, 5, 5])
 
@@ -174,20 +176,24 @@ def random_problem(rng, discrete: bool):
     return sim, query_ids, gallery_ids
 
 
-@pytest.mark.parametrize("route", ["auto", "sorting", "counting"])
+@pytest.mark.parametrize("route", ["auto", "sorting", "counting", "torch"])
 @pytest.mark.parametrize("discrete", [False, True])
 def test_matches_per_query_reference(route, discrete, monkeypatch):
-    """Both ranking methods (candidate sorting, per-hit counting) and any chunk size agree
-    with the per-query full-sort reference to 1e-6 (R@K, AP, legacy AP, INP)."""
-    costs = {"auto": rm._CANDIDATE_COST, "sorting": 0.0, "counting": 1e12}
+    """Every ranking method (NumPy candidate sorting, NumPy per-hit counting, the torch
+    backend used for GPU tensors) and any chunk size agree with the per-query full-sort
+    reference to 1e-6 (R@K, AP, legacy AP, INP)."""
+    costs = {"auto": rm._CANDIDATE_COST, "sorting": 0.0, "counting": 1e12, "torch": rm._CANDIDATE_COST}
     monkeypatch.setattr(rm, "_CANDIDATE_COST", costs[route])
+    backend = "torch" if route == "torch" else "auto"
     rng = np.random.default_rng(7 if discrete else 3)
     for _ in range(25):
         sim, q, g = random_problem(rng, discrete)
         chunk = int(rng.integers(1, 400))
         for legacy in (False, True):
             recall, first, ap, inp = reference_metrics(sim, q, g, ks=(1, 2, 5, 10), legacy=legacy)
-            m = retrieval_metrics(sim, q, g, ks=(1, 2, 5, 10), legacy_ap=legacy, chunk_elements=chunk, per_query=True)
+            scores = torch.from_numpy(sim) if route == "torch" else sim
+            m = retrieval_metrics(scores, q, g, ks=(1, 2, 5, 10), legacy_ap=legacy, chunk_elements=chunk,
+                                  per_query=True, backend=backend)
             assert m.recall == pytest.approx({k: 100 * v for k, v in recall.items()}, abs=1e-6)
             np.testing.assert_array_equal(m.first_hit_rank, first)
             np.testing.assert_allclose(m.average_precision, ap, atol=1e-6, equal_nan=True)
@@ -224,6 +230,10 @@ def test_embeddings_path_and_directions():
     both = text_image_metrics(text, image, text_ids, image_ids, directions=("t2i", "i2t"))
     assert both["t2i"] == dense
     assert both["i2t"] == retrieval_metrics(sim.T, image_ids, text_ids)
+    on_device = retrieval_metrics_from_embeddings(text, image, text_ids, image_ids, chunk_elements=50, backend="torch")
+    assert on_device == dense
+    with pytest.raises(ValueError, match="backend"):
+        retrieval_metrics(sim, text_ids, image_ids, backend="cupy")
     unnormalised = retrieval_metrics_from_embeddings(3 * text, 0.5 * image, text_ids, image_ids, normalize=True)
     assert unnormalised.recall == dense.recall and unnormalised.mAP == pytest.approx(dense.mAP)
 

@@ -55,10 +55,12 @@ Algorithm and memory
     grow with queries x gallery: a 100k x 1M problem runs in chunks of 2 queries, in well
     under 2 GB with 8 threads.
 
-The ranking runs on the CPU with NumPy (faster here than torch's CPU kernels for these
-masked comparisons), in ``threads`` threads; similarities computed from embeddings use
-torch on the embeddings' device, so a GPU does the matrix products and only score blocks
-travel to the host.
+Backends: on the CPU the ranking runs with NumPy (faster than torch's CPU kernels for these
+masked comparisons), in ``threads`` threads. Scores on a GPU are ranked there with torch,
+by one comparison pass per hit slot (``backend="torch"``; a GPU does such passes at memory
+speed), and only the small per-hit counts travel to the host. Similarities computed from
+embeddings use torch on the embeddings' device either way. Both backends give identical
+results.
 """
 
 from __future__ import annotations
@@ -150,6 +152,32 @@ def _check_ks(ks: Sequence[int]) -> tuple[int, ...]:
     if not ks or any(k < 1 for k in ks):
         raise ValueError(f"ks must be positive integers, got {ks}")
     return ks
+
+
+def _use_torch(block, backend: str) -> bool:
+    if backend not in ("auto", "numpy", "torch"):
+        raise ValueError(f"backend must be 'auto', 'numpy' or 'torch', got {backend!r}")
+    if backend == "auto":
+        return isinstance(block, torch.Tensor) and block.device.type != "cpu"
+    return backend == "torch"
+
+
+def _prepare_block(block, backend: str, first_row: int):
+    """A float32 score block for the chosen backend; raises ValueError on NaN."""
+    if _use_torch(block, backend):
+        block = torch.as_tensor(block).detach().float()
+        nan_rows = torch.isnan(block).any(dim=1)
+        if bool(nan_rows.any()):
+            raise ValueError(f"similarity row {first_row + int(nan_rows.nonzero()[0])} contains NaN")
+        return block
+    block = _to_float32_numpy(block)
+    with np.errstate(invalid="ignore", over="ignore"):
+        finite_sum = np.isfinite(block.sum())
+    if not finite_sum:  # cheap test first; inf scores are allowed
+        bad = np.flatnonzero(np.isnan(block).any(axis=1))
+        if len(bad):
+            raise ValueError(f"similarity row {first_row + int(bad[0])} contains NaN")
+    return block
 
 
 def _to_float32_numpy(block) -> np.ndarray:
@@ -249,22 +277,15 @@ def _at_least_by_counting(scores, thresholds, num_thresholds):
     return counts
 
 
-def _hit_ranks(scores: np.ndarray, pos_idx: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """1-based ranks (C, Pmax) of every hit, ascending per row; padding = int64 max.
+def _sorted_hit_scores(hit_scores: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Each row's hit scores, best first, padding (-inf) last."""
+    return -np.sort(-np.where(valid, hit_scores, -np.inf), axis=1)
 
-    Ties: an item scoring the same as a hit ranks before it; hits tying with each other
-    take consecutive ranks. So a hit with ``m`` hits tied to it (itself included) and
-    ``g`` items scoring at least as high takes a rank among ``g-m+1 .. g``.
-    """
+
+def _at_least_numpy(scores: np.ndarray, hit_scores: np.ndarray, num_hits: np.ndarray) -> np.ndarray:
+    """``at_least[r, j]`` = #(items of row r scoring >= its j-th best hit), with NumPy."""
     n_rows, n_gallery = scores.shape
-    pad = np.iinfo(np.int64).max
-    pmax = pos_idx.shape[1]
-    if pmax == 0:
-        return np.zeros((n_rows, 0), dtype=np.int64)
-    num_hits = valid.sum(1)
-    hit_scores = np.where(valid, np.take_along_axis(scores, pos_idx, axis=1), -np.inf)
-    hit_scores = -np.sort(-hit_scores, axis=1)  # best hit first, padding last
-    # at_least[r, j] = #(items of row r scoring >= its j-th best hit)
+    pmax = hit_scores.shape[1]
     at_least = np.zeros((n_rows, pmax), dtype=np.int64)
     matched = np.flatnonzero(num_hits > 0)
     worst = np.full(n_rows, np.nan, dtype=np.float32)  # nothing is >= NaN
@@ -288,7 +309,27 @@ def _hit_ranks(scores: np.ndarray, pos_idx: np.ndarray, valid: np.ndarray) -> np
         # the worst hit's count is known already: count for the others only
         at_least[dense, :-1] = _at_least_by_counting(scores[dense], hit_scores[dense, :-1], num_hits[dense] - 1)
     at_least[matched, num_hits[matched] - 1] = worst_count[matched]
-    # Hits tied with later hits (equal scores) give way to them: rank = g - #(tied after).
+    return at_least
+
+
+def _at_least_torch(scores: torch.Tensor, hit_scores: torch.Tensor) -> torch.Tensor:
+    """``at_least`` as in :func:`_at_least_numpy`, by one comparison pass per hit slot on
+    the scores' device (what a GPU does best)."""
+    at_least = torch.empty(hit_scores.shape, dtype=torch.int64, device=scores.device)
+    for k in range(hit_scores.shape[1]):
+        at_least[:, k] = (scores >= hit_scores[:, k : k + 1]).sum(dim=1)
+    return at_least
+
+
+def _ranks_from_counts(at_least: np.ndarray, hit_scores: np.ndarray, num_hits: np.ndarray) -> np.ndarray:
+    """1-based hit ranks (C, Pmax), ascending per row, padding = int64 max.
+
+    Ties: an item scoring the same as a hit ranks before it; hits tying with each other
+    take consecutive ranks. So a hit with ``m`` hits tied to it (itself included) and
+    ``g`` items scoring at least as high takes a rank among ``g-m+1 .. g``: each hit gives
+    way to the tied hits after it.
+    """
+    n_rows, pmax = hit_scores.shape
     slot = np.arange(pmax)
     same_as_next = np.zeros((n_rows, pmax), dtype=bool)
     same_as_next[:, :-1] = hit_scores[:, 1:] == hit_scores[:, :-1]
@@ -296,8 +337,26 @@ def _hit_ranks(scores: np.ndarray, pos_idx: np.ndarray, valid: np.ndarray) -> np
     group_end = np.where(same_as_next, pmax, slot[None, :])
     group_end = np.minimum.accumulate(group_end[:, ::-1], axis=1)[:, ::-1]
     ranks = at_least - (group_end - slot[None, :])
-    ranks[slot[None, :] >= num_hits[:, None]] = pad
+    ranks[slot[None, :] >= num_hits[:, None]] = np.iinfo(np.int64).max
     return ranks
+
+
+def _hit_ranks(scores: np.ndarray | torch.Tensor, pos_idx: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """1-based ranks (C, Pmax) of every hit of a chunk of queries (see :func:`_ranks_from_counts`)."""
+    n_rows, pmax = pos_idx.shape
+    if pmax == 0:
+        return np.zeros((n_rows, 0), dtype=np.int64)
+    num_hits = valid.sum(1)
+    if isinstance(scores, torch.Tensor):
+        index = torch.from_numpy(pos_idx).to(scores.device)
+        hits = scores.gather(1, index).masked_fill(~torch.from_numpy(valid).to(scores.device), -float("inf"))
+        hit_scores_t = hits.sort(dim=1, descending=True).values
+        at_least = _at_least_torch(scores, hit_scores_t).cpu().numpy()
+        hit_scores = hit_scores_t.cpu().numpy()
+    else:
+        hit_scores = _sorted_hit_scores(np.take_along_axis(scores, pos_idx, axis=1), valid)
+        at_least = _at_least_numpy(scores, hit_scores, num_hits)
+    return _ranks_from_counts(at_least, hit_scores, num_hits)
 
 
 def _query_scores(ranks: np.ndarray, num_hits: np.ndarray, legacy_ap: bool):
@@ -415,6 +474,7 @@ def retrieval_metrics(
     chunk_elements: int | None = None,
     per_query: bool = False,
     threads: int | None = None,
+    backend: str = "auto",
 ) -> RetrievalMetrics:
     """Retrieval metrics from a ``(num_queries, num_gallery)`` similarity matrix.
 
@@ -429,6 +489,8 @@ def retrieval_metrics(
         chunk_elements: query x gallery entries processed at once (bounds memory).
         per_query: also return per-query first-hit ranks, APs and INPs.
         threads: chunks ranked in parallel (default: CPU count, at most 8).
+        backend: ``"numpy"`` (CPU), ``"torch"`` (on the scores' device), or ``"auto"``:
+            torch for scores on a GPU, NumPy otherwise. Both give identical results.
 
     Returns:
         :class:`RetrievalMetrics` (percentages).
@@ -440,19 +502,14 @@ def retrieval_metrics(
             f"similarity has shape {tuple(similarity.shape)}, expected "
             f"({len(q_ids)}, {len(g_ids)}) = (len(query_ids), len(gallery_ids))"
         )
+    if _use_torch(similarity, backend) and threads is None:
+        threads = 1  # the device serialises the work anyway
     step = _rows_per_chunk(len(g_ids), chunk_elements)
 
     def blocks():
         for start in range(0, len(q_ids), step):
             rows = slice(start, min(start + step, len(q_ids)))
-            block = _to_float32_numpy(similarity[rows])
-            with np.errstate(invalid="ignore", over="ignore"):
-                finite_sum = np.isfinite(block.sum())
-            if not finite_sum:  # cheap test first; inf scores are allowed
-                bad = np.flatnonzero(np.isnan(block).any(axis=1))
-                if len(bad):
-                    raise ValueError(f"similarity row {start + int(bad[0])} contains NaN")
-            yield rows, block
+            yield rows, _prepare_block(similarity[rows], backend, start)
 
     return _metrics(blocks(), q_ids, g_ids, _check_ks(ks), legacy_ap, unmatched, per_query, threads)
 
@@ -470,6 +527,7 @@ def retrieval_metrics_from_embeddings(
     per_query: bool = False,
     normalize: bool = False,
     threads: int | None = None,
+    backend: str = "auto",
 ) -> RetrievalMetrics:
     """Retrieval metrics with similarities computed chunk by chunk (bounded memory).
 
@@ -500,6 +558,8 @@ def retrieval_metrics_from_embeddings(
     if normalize:
         q = torch.nn.functional.normalize(q, dim=1)
         g = torch.nn.functional.normalize(g, dim=1)
+    if _use_torch(q, backend) and threads is None:
+        threads = 1  # the device serialises the work anyway
     step = _rows_per_chunk(len(g_ids), chunk_elements)
 
     def blocks():
@@ -507,7 +567,8 @@ def retrieval_metrics_from_embeddings(
             g_t = g.t()
             for start in range(0, len(q_ids), step):
                 rows = slice(start, min(start + step, len(q_ids)))
-                yield rows, _to_float32_numpy(q[rows] @ g_t)
+                block = q[rows] @ g_t
+                yield rows, block if _use_torch(block, backend) else _to_float32_numpy(block)
 
     return _metrics(blocks(), q_ids, g_ids, _check_ks(ks), legacy_ap, unmatched, per_query, threads)
 
