@@ -171,6 +171,9 @@ class TextReIDSplit:
 
 # --------------------------------------------------------------------------- parsing helpers
 
+# What a reader returns: the samples, the file entry index of each, and the split's name.
+_Read = tuple[list[PersonSample], list[int], str]
+
 
 def _load_json(path: Path) -> Any:
     try:
@@ -199,7 +202,8 @@ class _Entry:
     def _fail(self, name: str, why: str) -> DataError:
         return DataError(f"{self.path}: entry {self.index}, field {name!r}: {why}")
 
-    def get(self, *names: str) -> Any:
+    def get(self, *names: str) -> tuple[str, Any]:
+        """(name, value) of the first of ``names`` present in the entry."""
         for name in names:
             if name in self.entry:
                 return name, self.entry[name]
@@ -261,9 +265,6 @@ def _check_duplicates(samples: list[PersonSample], entry_index: list[int], path:
                 f"{path}: entries {seen[0]} and {index} list image {sample.image_path} "
                 f"with different person ids ({seen[1]} and {sample.person_id})"
             )
-
-
-_Read = tuple  # (samples, entry index of each sample, split name)
 
 
 def _join(base: Path, relative: str) -> str:
