@@ -22,6 +22,9 @@ SUBCOMMANDS: tuple[str, ...] = (
     "encode",
     "search",
     "eval",
+    "synth",
+    "caption",
+    "train",
 )
 
 
