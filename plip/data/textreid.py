@@ -305,22 +305,32 @@ def _read_rstp(path: Path, image_root: Path, split: str) -> _Read:
 def _read_synth(
     path: Path, image_root: Path, split: str, caption_fields: Sequence[str] = ("captions",)
 ) -> _Read:
-    """SYNTH-PEDES: no split field (all entries are training data); ``file_path`` starts
-    with ``PartN/``. ``caption_fields`` picks ``captions`` and/or ``prompt_caption``."""
-    if split not in ("train", "all"):
+    """SYNTH-PEDES: the release has no split field (all entries are training data);
+    ``file_path`` starts with ``PartN/``. Files that give every entry a ``split`` (such as
+    ``plip synth`` output) are split by it; ``split="all"`` takes every entry either way.
+    ``caption_fields`` picks ``captions`` and/or ``prompt_caption``."""
+    entries = _entries(_load_json(path), path)
+    has_splits = bool(entries) and all(isinstance(e, dict) and "split" in e for e in entries)
+    if not has_splits and split not in ("train", "all"):
         raise DataError(f"{path}: SYNTH-PEDES has a single split, 'train' (asked for {split!r})")
+    if has_splits and split != "all":
+        available = sorted({str(e["split"]) for e in entries})
+        if split not in available:
+            raise DataError(f"{path}: no entry has split {split!r} (splits: {', '.join(available)})")
     unknown = set(caption_fields) - {"captions", "prompt_caption"}
     if unknown or not caption_fields:
         raise DataError(f"caption_fields must be 'captions' and/or 'prompt_caption', got {tuple(caption_fields)}")
     samples, index = [], []
-    for i, raw in enumerate(_entries(_load_json(path), path)):
+    for i, raw in enumerate(entries):
+        if has_splits and split != "all" and raw["split"] != split:
+            continue
         entry = _Entry(raw, i, path)
         captions: tuple[str, ...] = ()
         for name in caption_fields:
             captions += entry.captions(name, allow_single=name == "prompt_caption")
         samples.append(PersonSample(_join(image_root, entry.path_str("file_path")), entry.person_id("id"), captions))
         index.append(i)
-    return samples, index, "train"
+    return samples, index, split if has_splits else "train"
 
 
 _GENERIC_IMAGE = ("image", "image_path", "file_path", "img_path", "path")

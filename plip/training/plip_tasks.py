@@ -184,8 +184,9 @@ def evaluate_plip(plip_model: PLIPModel, cfg) -> dict[str, float]:
 
     data = cfg.data
     split = load_text_reid_split(data.eval_dataset or data.dataset, data.eval_root or data.root, data.eval_split)
-    metrics = evaluate_text_to_image(plip_model, split, batch_size=data.eval_batch_size, num_workers=0)
-    return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
+    result = evaluate_text_to_image(plip_model, split, batch_size=data.eval_batch_size, num_workers=0)
+    t2i = result["t2i"]
+    return {k: float(v) for k, v in t2i.items() if k.startswith("R@") or k in ("mAP", "mINP")}
 
 
 # ------------------------------------------------------------------------------ pretrain
