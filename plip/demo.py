@@ -313,7 +313,9 @@ def run_demo(
         dataset: the dataset name, overriding the detection from the annotation file.
         split: the split to use (default ``all`` for a generated gallery, whose persons are
             all unseen, and ``test`` for a dataset folder).
-        identities, seed, images_per_id: the generated gallery.
+        identities: persons in the generated gallery.
+        seed: seed of the generated gallery.
+        images_per_id: images per generated person.
         num_queries: number of queries picked from the split's captions (and prompt).
         queries: your own text queries, added after those (no hit / miss marks: the person
             they describe is unknown).
