@@ -6,6 +6,7 @@
 >>> hits = model.retrieve("a woman with a red backpack", gallery=gallery, top_k=5)
 """
 
+from .downstream.backbone import backbone  # importing plip.downstream registers plip_rn50 with timm
 from .errors import PlipError
 from .hub import list_models, load
 from .models import PLIPConfig, PLIPModel
@@ -14,6 +15,6 @@ from .tokenizer import PLIPTokenizer
 from .version import __version__
 
 __all__ = [
-    "load", "list_models", "retrieve", "RetrievalResult",
+    "load", "list_models", "retrieve", "RetrievalResult", "backbone",
     "PLIPModel", "PLIPConfig", "PLIPTokenizer", "PlipError", "__version__",
 ]
