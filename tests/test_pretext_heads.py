@@ -229,48 +229,12 @@ def test_to_grayscale_hand_computed():
     assert torch.allclose(restored, torch.full((3,), 0.299), atol=1e-6)
 
 
-class _StubPLIP(nn.Module):
-    """Minimal model with the documented PLIP interface (visual.forward_features, text)."""
-
-    def __init__(self, width=8, dim=32, vocab=50):
-        super().__init__()
-        channels = stage_channels(width)
-        self.visual = _StubVisual(channels, dim)
-        self.text = _StubText(vocab, dim)
-
-
-class _StubVisual(nn.Module):
-    def __init__(self, channels, dim):
-        super().__init__()
-        self.convs = nn.ModuleList(
-            nn.Conv2d(c_in, c_out, 3, stride=4 if i == 0 else 2, padding=1)
-            for i, (c_in, c_out) in enumerate(zip((3,) + channels[:-1], channels))
-        )
-        self.head = nn.Linear(channels[-1], dim)
-
-    def forward_features(self, images):
-        stages, x = [], images
-        for conv in self.convs:
-            x = torch.relu(conv(x))
-            stages.append(x)
-        return SimpleNamespace(stages=tuple(stages), embedding=self.head(x.mean(dim=(2, 3))))
-
-
-class _StubText(nn.Module):
-    def __init__(self, vocab, dim):
-        super().__init__()
-        self.embed = nn.Embedding(vocab, dim)
-        self.pool = nn.Linear(dim, dim)
-
-    def forward(self, input_ids, attention_mask):
-        hidden = self.embed(input_ids)
-        return SimpleNamespace(hidden_states=hidden, embedding=torch.tanh(self.pool(hidden[:, 0])))
-
-
 def test_plip_for_pretraining_runs_model_and_heads_in_one_forward():
+    from plip.models import PLIPConfig, PLIPModel
+
     torch.manual_seed(0)
-    model = _StubPLIP()
-    wrapper = PLIPForPretraining(model, PretrainHeads.from_config(tiny_config()))
+    model = PLIPModel(PLIPConfig.tiny())  # the real encoder, tiny size
+    wrapper = PLIPForPretraining(model, PretrainHeads.from_config(model.config))
     images = torch.randn(4, 3, 64, 32)
     input_ids = torch.randint(5, 50, (4, 6))
     attention = torch.ones(4, 6, dtype=torch.long)

@@ -21,6 +21,8 @@ SUBCOMMANDS: tuple[str, ...] = (
     "convert",
     "encode",
     "search",
+    "synth",
+    "caption",
 )
 
 

@@ -404,7 +404,7 @@ class PLIPForPretraining(nn.Module):
         text_emb = self.model.text(input_ids, attention_mask).embedding
         gray_stages = None
         if w.tic > 0 and gray_images is not None:
-            gray_stages = self.model.visual.forward_features(gray_images).stages
+            gray_stages = self.model.visual.forward_stages(gray_images)
         masked_hidden = None
         if w.iap > 0 and masked_input_ids is not None:
             masked_hidden = self.model.text(masked_input_ids, attention_mask).hidden_states
