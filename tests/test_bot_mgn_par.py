@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -32,12 +33,36 @@ def _mgn_config() -> PLIPConfig:
 
 
 def _person_batch(ids: int, per_id: int, size=(64, 32), seed: int = 0):
-    """Images whose colour depends on the identity (plus noise), labels 0..ids-1."""
-    gen = torch.Generator().manual_seed(seed)
-    colours = torch.randn(ids, 3, 1, 1, generator=gen)
-    labels = torch.arange(ids).repeat_interleave(per_id)
-    images = colours[labels] + 0.5 * torch.randn(len(labels), 3, *size, generator=gen)
+    """Synthetic persons (plip.data.synthetic): ``per_id`` shots of each of ``ids`` rendered
+    identities, preprocessed as PLIP does to ``size``; labels 0..ids-1."""
+    images, labels, _ = _synthetic_persons(ids, per_id, size, seed)
     return images, labels
+
+
+def _synthetic_persons(ids: int, per_id: int, size=(64, 32), seed: int = 0):
+    from plip.data.synthetic import render_image, sample_identities, sample_variation
+    from plip.data.transforms import ImagePreprocess
+    from plip.models.config import PreprocessConfig
+
+    preprocess = ImagePreprocess(PreprocessConfig(image_size=size))
+    people = sample_identities(ids, seed=seed)
+    images = [
+        preprocess(render_image(person, sample_variation(np.random.default_rng([seed, person.person_id, shot]))))
+        for person in people
+        for shot in range(per_id)
+    ]
+    labels = torch.arange(ids).repeat_interleave(per_id)
+    return torch.stack(images), labels, [people[i] for i in labels.tolist()]
+
+
+def _attribute_labels(people) -> torch.Tensor:
+    """Visible attributes of each synthetic person (female, long hair, cap, backpack, short sleeves)."""
+    rows = [
+        [p.gender == "female", p.hair_length == "long", p.cap_colour is not None, p.bag_kind == "backpack",
+         p.sleeve == "short"]
+        for p in people
+    ]
+    return torch.tensor(rows, dtype=torch.float32)
 
 
 def _train(model, criterion, images, targets, steps: int, lr: float = 1e-3):
@@ -248,9 +273,9 @@ def test_attribute_recognizer_shapes_and_predict(tiny_folder, person_images):
 
 def test_attribute_recognizer_training_steps_reduce_the_loss(tiny_config):
     torch.manual_seed(0)
-    model = AttributeRecognizer(4, tiny_config, pretrained=False)
-    images, ids = _person_batch(4, 4)
-    attributes = torch.tensor([[1, 0, 0, 1], [0, 1, 0, 0], [1, 1, 0, 0], [0, 0, 1, 0]], dtype=torch.float32)[ids]
+    model = AttributeRecognizer(5, tiny_config, pretrained=False)
+    images, _, people = _synthetic_persons(6, 3)
+    attributes = _attribute_labels(people)
     criterion = WeightedBCELoss(positive_ratio(attributes))
     losses = _train(model, criterion, images, attributes, steps=6)
     assert losses[-1] < 0.7 * losses[0], losses
