@@ -23,6 +23,7 @@ SUBCOMMANDS: tuple[str, ...] = (
     "search",
     "synth",
     "caption",
+    "train",
 )
 
 
