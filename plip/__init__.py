@@ -6,13 +6,16 @@
 >>> hits = model.retrieve("a woman with a red backpack", gallery=gallery, top_k=5)
 """
 
-from .downstream.backbone import backbone  # importing plip.downstream registers plip_rn50 with timm
 from .errors import PlipError
 from .hub import list_models, load
 from .models import PLIPConfig, PLIPModel
 from .retrieval import RetrievalResult, retrieve
 from .tokenizer import PLIPTokenizer
 from .version import __version__
+
+# Last: plip.downstream registers plip_rn50 with timm and the bot/mgn/par training tasks,
+# and the training package needs the names above.
+from .downstream.backbone import backbone  # noqa: E402
 
 __all__ = [
     "load", "list_models", "retrieve", "RetrievalResult", "backbone",

@@ -5,7 +5,8 @@
 >>> from plip.downstream import BoT, MGN, AttributeRecognizer
 >>> bot = BoT.from_pretrained("plip-rn50", num_classes=751)
 
-Importing this package also registers ``plip_rn50`` with timm (``timm.create_model``).
+Importing this package (``import plip`` does) registers ``plip_rn50`` with timm
+(``timm.create_model``) and the training tasks ``bot``, ``mgn`` and ``par`` (``plip train``).
 """
 
 from . import timm_models  # noqa: F401  (registers the timm models)
@@ -25,6 +26,7 @@ from .losses import (
     hard_example_mining,
     positive_ratio,
 )
+from .io import load_model, save_model
 from .mgn import MGN, MGNLoss, MGNOutput
 from .par import AttributeRecognizer
 from .timm_models import PLIPResNet
@@ -33,7 +35,14 @@ from .timm_models import PLIPResNet
 __all__ = [
     "PLIPBackbone", "BackboneLoadReport", "ResizedPositionalEmbeddingWarning",
     "resize_positional_embedding", "PLIPResNet",
+    "load_model", "save_model",
     "BoT", "BoTLoss", "BoTOutput", "MGN", "MGNLoss", "MGNOutput", "AttributeRecognizer",
     "CrossEntropyLabelSmooth", "TripletLoss", "CenterLoss", "WeightedBCELoss",
     "euclidean_distance", "hard_example_mining", "positive_ratio",
 ]
+
+# ``plip train bot|mgn|par``: registered by reference, imported when a run starts.
+from ..training.task import register_task as _register_task  # noqa: E402
+
+for _name, _task in (("bot", "BoTTask"), ("mgn", "MGNTask"), ("par", "PARTask")):
+    _register_task(_name, f"plip.downstream.tasks:{_task}", overwrite=True)

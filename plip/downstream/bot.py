@@ -84,6 +84,17 @@ class BoT(nn.Module):
         """Size of the retrieval feature."""
         return self.feat_dim
 
+    def init_args(self) -> dict[str, Any]:
+        """Constructor arguments besides the backbone (for :func:`plip.downstream.save_model`)."""
+        return {"num_classes": self.num_classes, "last_stride": self.backbone.config.last_stride,
+                "image_size": list(self.backbone.image_size), "neck_feat": self.neck_feat}
+
+    def save_pretrained(self, directory) -> None:
+        """Write ``config.json`` + ``model.safetensors``; :func:`plip.downstream.load_model` reads them."""
+        from .io import save_model
+
+        save_model(self, directory)
+
     def forward(self, images: torch.Tensor) -> BoTOutput | torch.Tensor:
         """Training: :class:`BoTOutput` ``(cls_score, global_feat)``; eval: the retrieval feature."""
         global_feat = self.backbone.forward_stages(images)[-1].mean(dim=(2, 3))

@@ -124,6 +124,17 @@ class MGN(nn.Module):
         """Size of the retrieval feature (8 x 256 = 2048 by default)."""
         return self.num_features * self.feat_dim
 
+    def init_args(self) -> dict[str, Any]:
+        """Constructor arguments besides the backbone (for :func:`plip.downstream.save_model`)."""
+        return {"num_classes": self.num_classes, "image_size": list(self.image_size), "feat_dim": self.feat_dim,
+                "parts": list(self.parts), "pool": self.pool}
+
+    def save_pretrained(self, directory) -> None:
+        """Write ``config.json`` + ``model.safetensors``; :func:`plip.downstream.load_model` reads them."""
+        from .io import save_model
+
+        save_model(self, directory)
+
     def _pool(self, x: torch.Tensor, rows: int) -> torch.Tensor:
         pool = F.adaptive_max_pool2d if self.pool == "max" else F.adaptive_avg_pool2d
         return pool(x, (rows, 1))

@@ -33,7 +33,10 @@ class AttributeRecognizer(nn.Module):
             :class:`~plip.downstream.PLIPBackbone`.
         pretrained: load the backbone's weights (strictly; ``self.backbone.load_report``).
         last_stride: 2 (the strong baseline's plain ResNet-50) or 1.
-        image_size: input ``(H, W)``; default the backbone's (256x128).
+        image_size: input ``(H, W)``; default the backbone's (256x128). The Rethink
+            baseline uses 256x192.
+        classifier_bn: BatchNorm1d after the linear layer (the 2020 paper's baseline; its
+            later configs turn it off).
     """
 
     def __init__(
@@ -44,6 +47,7 @@ class AttributeRecognizer(nn.Module):
         *,
         last_stride: int = 2,
         image_size: Sequence[int] | None = None,
+        classifier_bn: bool = True,
     ) -> None:
         super().__init__()
         if isinstance(attribute_names, int):
@@ -59,7 +63,11 @@ class AttributeRecognizer(nn.Module):
             backbone, pretrained, last_stride=last_stride, image_size=image_size, where="AttributeRecognizer"
         )
         channels = self.backbone.stage_channels[-1]
-        self.classifier = nn.Sequential(nn.Linear(channels, len(names)), nn.BatchNorm1d(len(names)))
+        self.classifier_bn = classifier_bn
+        layers: list[nn.Module] = [nn.Linear(channels, len(names))]
+        if classifier_bn:
+            layers.append(nn.BatchNorm1d(len(names)))
+        self.classifier = nn.Sequential(*layers)
 
     @classmethod
     def from_pretrained(
@@ -71,6 +79,17 @@ class AttributeRecognizer(nn.Module):
     @property
     def num_attributes(self) -> int:
         return len(self.attribute_names)
+
+    def init_args(self) -> dict[str, Any]:
+        """Constructor arguments besides the backbone (for :func:`plip.downstream.save_model`)."""
+        return {"attribute_names": list(self.attribute_names), "last_stride": self.backbone.config.last_stride,
+                "image_size": list(self.backbone.image_size), "classifier_bn": self.classifier_bn}
+
+    def save_pretrained(self, directory) -> None:
+        """Write ``config.json`` + ``model.safetensors``; :func:`plip.downstream.load_model` reads them."""
+        from .io import save_model
+
+        save_model(self, directory)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Attribute logits ``(B, num_attributes)`` (apply a sigmoid for probabilities)."""
