@@ -153,3 +153,26 @@ def test_plip_train_par_end_to_end_and_continue_from_init(pa100k, tiny_plip_fold
 def test_missing_dataset_root_is_a_config_error(tiny_plip_folder, tmp_path):
     with pytest.raises(ConfigError, match="data.root"):
         _run("bot", [f"model.name={tiny_plip_folder}"], tmp_path)
+
+
+def test_train_transform_reduces_to_plip_preprocessing():
+    """Without augmentation the training transform is PLIP's preprocessing (PIL bicubic resize,
+    SYNTH-PEDES mean/std); a flip gives the mirrored tensor, erasing writes zeros (the mean colour)."""
+    from plip.data.synthetic import sample_identities
+    from plip.downstream.data import eval_transform, train_transform
+    from plip.models.config import PreprocessConfig
+
+    torch.manual_seed(0)
+    image = _render(sample_identities(1, seed=0)[0], 0)
+    config = PreprocessConfig(image_size=(64, 32))
+    reference = eval_transform(config)(image)
+    plain = train_transform(config, flip=False, pad=0, random_erasing=0.0)
+    torch.testing.assert_close(plain(image), reference, rtol=0, atol=0)
+    flips = [train_transform(config, flip=True)(image) for _ in range(8)]
+    assert all(torch.equal(f, reference) or torch.equal(f, reference.flip(2)) for f in flips)
+    assert any(torch.equal(f, reference.flip(2)) for f in flips)
+    padded = train_transform(config, flip=False, pad=10)(image)
+    assert padded.shape == reference.shape
+    erased = train_transform(config, flip=False, random_erasing=1.0)(image)
+    changed = (erased != reference).any(dim=0)
+    assert changed.any() and bool((erased[:, changed] == 0).all())
