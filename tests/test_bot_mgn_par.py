@@ -241,8 +241,8 @@ def test_mgn_part_pooling_takes_the_maximum_of_each_stripe():
 
 def test_mgn_training_steps_reduce_the_loss():
     torch.manual_seed(0)
-    model = MGN(3, _mgn_config(), pretrained=False, image_size=(96, 32), feat_dim=32)
-    images, labels = _person_batch(3, 4, size=(96, 32))
+    model = MGN(3, _mgn_config(), pretrained=False, image_size=(64, 32), feat_dim=32)
+    images, labels = _person_batch(3, 4, size=(64, 32))
     losses = _train(model, MGNLoss(), images, labels, steps=4)
     assert losses[-1] < 0.7 * losses[0], losses
 

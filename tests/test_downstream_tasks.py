@@ -132,11 +132,11 @@ def test_plip_train_cli_with_the_shipped_recipe(market, tiny_plip_folder, tmp_pa
 
 
 def test_plip_train_mgn_end_to_end(market, tiny_plip_folder, tmp_path):
-    result = _run("mgn", [f"data.root={market}", f"model.name={tiny_plip_folder}", "data.image_size=[96,32]",
+    result = _run("mgn", [f"data.root={market}", f"model.name={tiny_plip_folder}", "data.image_size=[64,32]",
                           "train.batch_size=8", "model.feat_dim=16", "eval.batch_size=4"], tmp_path)
     assert result.last_eval["mAP"] >= 0.0
     model = load_model(result.export_dir)
-    assert model.embed_dim == 8 * 16 and tuple(model.image_size) == (96, 32)
+    assert model.embed_dim == 8 * 16 and tuple(model.image_size) == (64, 32)
 
 
 def test_plip_train_par_end_to_end_and_continue_from_init(pa100k, tiny_plip_folder, tmp_path):
