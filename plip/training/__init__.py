@@ -22,6 +22,10 @@ from .distributed import gather_with_grad, is_main
 from .engine import TrainResult, train
 from .task import StepContext, Task, TrainData, get_task, list_tasks, register_task, unwrap_model
 
+# The PLIP tasks, imported on first use (``plip train pretrain|finetune``).
+register_task("pretrain", "plip.training.plip_tasks:PretrainTask")
+register_task("finetune", "plip.training.plip_tasks:FinetuneTask")
+
 __all__ = [
     "Task",
     "TrainData",

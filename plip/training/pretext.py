@@ -18,7 +18,7 @@ in training checkpoints, never in the exported encoder.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -284,6 +284,7 @@ def pretraining_losses(
     weights: PretrainLossWeights | None = None,
     cmpm_variant: CMPMVariant = "official",
     colorization_kind: ColorizationKind = "mse",
+    gather: Callable[[Tensor], Tensor] | None = None,
 ) -> dict[str, Tensor]:
     """The PLIP pre-training objective from the model's outputs.
 
@@ -302,6 +303,9 @@ def pretraining_losses(
         weights: task weights; a task with weight 0 is skipped.
         cmpm_variant: see :func:`plip.training.losses.cmpm_loss`.
         colorization_kind: see :func:`plip.training.losses.colorization_loss`.
+        gather: all-gathers a tensor across ranks (with gradients), so IVLC sees the whole
+            global batch under DDP (e.g. the engine's ``ctx.gather``); TIC and IAP are
+            per-sample and stay local.
 
     Returns:
         ``{"loss": total, "ivlc": ..., "tic": ..., "iap": ...}`` with only the enabled
@@ -313,7 +317,10 @@ def pretraining_losses(
     weights = weights if weights is not None else PretrainLossWeights()
     losses: dict[str, Tensor] = {}
     if weights.ivlc > 0:
-        losses["ivlc"] = cmpm_loss(image_emb, text_emb, labels, variant=cmpm_variant)
+        if gather is not None:
+            losses["ivlc"] = cmpm_loss(gather(image_emb), gather(text_emb), gather(labels), variant=cmpm_variant)
+        else:
+            losses["ivlc"] = cmpm_loss(image_emb, text_emb, labels, variant=cmpm_variant)
     if weights.tic > 0:
         _require("tic", heads.decoder, "heads.decoder", gray_stages=gray_stages, color_images=color_images)
         colorized = heads.decoder(gray_stages, text_emb)
@@ -393,6 +400,7 @@ class PLIPForPretraining(nn.Module):
         gray_images: Tensor | None = None,
         masked_input_ids: Tensor | None = None,
         target_mask: Tensor | None = None,
+        gather: Callable[[Tensor], Tensor] | None = None,
     ) -> dict[str, Tensor]:
         """Losses of one batch; see :func:`pretraining_losses` for the returned dict.
 
@@ -422,4 +430,5 @@ class PLIPForPretraining(nn.Module):
             weights=w,
             cmpm_variant=self.cmpm_variant,
             colorization_kind=self.colorization_kind,
+            gather=gather,
         )
