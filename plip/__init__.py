@@ -13,8 +13,7 @@ from .retrieval import RetrievalResult, retrieve
 from .tokenizer import PLIPTokenizer
 from .version import __version__
 
-# Last: plip.downstream registers plip_rn50 with timm and the bot/mgn/par training tasks,
-# and the training package needs the names above.
+# Last: importing plip.downstream also registers plip_rn50 with timm.
 from .downstream.backbone import backbone  # noqa: E402
 
 __all__ = [

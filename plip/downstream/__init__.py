@@ -6,7 +6,8 @@
 >>> bot = BoT.from_pretrained("plip-rn50", num_classes=751)
 
 Importing this package (``import plip`` does) registers ``plip_rn50`` with timm
-(``timm.create_model``) and the training tasks ``bot``, ``mgn`` and ``par`` (``plip train``).
+(``timm.create_model``). The training tasks ``bot``, ``mgn`` and ``par`` (``plip train``)
+are in :mod:`plip.downstream.tasks`.
 """
 
 from . import timm_models  # noqa: F401  (registers the timm models)
@@ -40,9 +41,3 @@ __all__ = [
     "CrossEntropyLabelSmooth", "TripletLoss", "CenterLoss", "WeightedBCELoss",
     "euclidean_distance", "hard_example_mining", "positive_ratio",
 ]
-
-# ``plip train bot|mgn|par``: registered by reference, imported when a run starts.
-from ..training.task import register_task as _register_task  # noqa: E402
-
-for _name, _task in (("bot", "BoTTask"), ("mgn", "MGNTask"), ("par", "PARTask")):
-    _register_task(_name, f"plip.downstream.tasks:{_task}", overwrite=True)
