@@ -80,6 +80,11 @@ class BoT(nn.Module):
         return cls(num_classes, backbone=name_or_path, pretrained=True, **kwargs)
 
     @property
+    def load_report(self):
+        """What the backbone loaded (:class:`~plip.downstream.BackboneLoadReport`), ``None`` if random."""
+        return self.backbone.load_report
+
+    @property
     def embed_dim(self) -> int:
         """Size of the retrieval feature."""
         return self.feat_dim

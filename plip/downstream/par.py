@@ -77,6 +77,11 @@ class AttributeRecognizer(nn.Module):
         return cls(attribute_names, backbone=name_or_path, pretrained=True, **kwargs)
 
     @property
+    def load_report(self):
+        """What the backbone loaded (:class:`~plip.downstream.BackboneLoadReport`), ``None`` if random."""
+        return self.backbone.load_report
+
+    @property
     def num_attributes(self) -> int:
         return len(self.attribute_names)
 
