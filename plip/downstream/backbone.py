@@ -318,7 +318,8 @@ def backbone(
             embedding is interpolated (with a warning) when the grid differs from training.
         image_size: ``(H, W)`` of the inputs, e.g. ``(384, 128)``; default: as trained (256x128).
         interpolation: ``"bicubic"`` or ``"bilinear"`` for the positional-embedding resize.
-        revision, cache_dir: for Hub downloads, as in :func:`plip.load`.
+        revision: Hub revision, as in :func:`plip.load`.
+        cache_dir: Hub cache folder, as in :func:`plip.load`.
 
     Returns:
         a :class:`PLIPBackbone` in training mode; ``.load_report`` says what was loaded.
