@@ -338,7 +338,7 @@ def run_demo(
         raise ConfigError(f"the number of queries must be >= 0, got {num_queries}")
     if gallery is None and (identities < 2 or images_per_id < 1):
         raise ConfigError(f"need at least 2 identities and 1 image per identity, got {identities} and {images_per_id}")
-    queries = [q for q in queries]
+    queries = list(queries)
     if any(not q.strip() for q in queries):
         raise ConfigError("a --query is empty")
     out = Path(out_dir).expanduser()
