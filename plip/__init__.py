@@ -13,7 +13,10 @@ from .retrieval import RetrievalResult, retrieve
 from .tokenizer import PLIPTokenizer
 from .version import __version__
 
+# Last: importing plip.downstream also registers plip_rn50 with timm.
+from .downstream.backbone import backbone  # noqa: E402
+
 __all__ = [
-    "load", "list_models", "retrieve", "RetrievalResult",
+    "load", "list_models", "retrieve", "RetrievalResult", "backbone",
     "PLIPModel", "PLIPConfig", "PLIPTokenizer", "PlipError", "__version__",
 ]

@@ -74,7 +74,8 @@ def retrieve(
         query: ``(Q, D)`` or ``(D,)`` query embeddings.
         gallery: ``(N, D)`` gallery embeddings (may live on CPU and be huge).
         top_k: entries to return per query (capped at ``N``).
-        query_chunk, gallery_chunk: block sizes that bound memory.
+        query_chunk: queries per block (bounds memory).
+        gallery_chunk: gallery entries per block (bounds memory).
         device: where to compute (default: the query's device).
     """
     single = query.dim() == 1

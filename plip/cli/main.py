@@ -25,6 +25,7 @@ SUBCOMMANDS: tuple[str, ...] = (
     "synth",
     "caption",
     "train",
+    "demo",
 )
 
 

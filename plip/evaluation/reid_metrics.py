@@ -307,8 +307,12 @@ def evaluate_reid(
     (num_query x num_gallery) matrix is never held in memory.
 
     Args:
-        query_feats, gallery_feats: (N, D) features (tensors or arrays).
-        query_pids, query_camids, gallery_pids, gallery_camids: integer ids per row.
+        query_feats: (N, D) query features (a tensor or an array).
+        gallery_feats: (M, D) gallery features.
+        query_pids: integer person id per query.
+        query_camids: integer camera id per query.
+        gallery_pids: integer person id per gallery item.
+        gallery_camids: integer camera id per gallery item.
         metric: ``"euclidean"`` (torchreid's default) or ``"cosine"``.
         max_rank: length of the returned CMC curve.
         ranks: the CMC ranks reported as ``rank{k}``.

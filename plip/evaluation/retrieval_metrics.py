@@ -482,7 +482,10 @@ def retrieval_metrics(
         similarity: scores, higher = more similar (e.g. cosine similarities). Rows are
             queries, columns gallery items. For image-to-text pass the transpose of a
             text x image matrix (or use :func:`text_image_metrics`).
-        query_ids, gallery_ids: integer identity labels (any values; compared for equality).
+        query_ids (Sequence[int] | np.ndarray | torch.Tensor): integer identity label of each
+            query (any values; compared for equality).
+        gallery_ids (Sequence[int] | np.ndarray | torch.Tensor): integer identity label of
+            each gallery item.
         ks: the K of R@K.
         legacy_ap: report the official PLIP AP instead of the standard one.
         unmatched: how queries without a hit enter mAP/mINP: ``"exclude"`` or ``"zero"``.

@@ -182,7 +182,8 @@ def evaluate_text_to_image(
             ``(N, D)`` tensors). It may be in training mode: it is switched to eval mode for
             the evaluation and back afterwards (and moved back if ``device`` moved it).
         split: from :func:`plip.data.textreid.load_text_reid`.
-        batch_size, text_batch_size: encoding batch sizes for images and captions.
+        batch_size: images per encoding batch.
+        text_batch_size: captions per encoding batch.
         num_workers: DataLoader processes decoding images (0: in this process).
         device: where to run the model (default: where it is).
         ks: the K of R@K.

@@ -41,7 +41,7 @@ def load(
         dtype: ``float32`` (default), ``bfloat16`` or ``float16`` (float16 needs CUDA).
         revision: Hub revision overriding the registry's or the ``@rev`` suffix.
         cache_dir: Hugging Face cache folder (default: the ``HF_HUB_CACHE`` / ``HF_HOME`` one).
-        config: a :class:`~plip.models.PLIPConfig` for an official checkpoint whose
+        config (PLIPConfig | None): a :class:`~plip.models.PLIPConfig` for an official checkpoint whose
             architecture cannot be inferred from its shapes (ignored for other sources).
     """
     device = torch.device(device) if device is not None else torch.device("cpu")

@@ -180,6 +180,29 @@ class PLIPConfig:
             preprocess=PreprocessConfig(image_size=image_size),
         ).validate()
 
+    @classmethod
+    def small(cls, image_size: tuple[int, int] = (128, 64), dim: int = 64) -> "PLIPConfig":
+        """A ~4M-parameter model (ResNet width 16, 2-layer BERT, mean pooling), small enough
+        to train on a CPU and ship inside the package (``plip-tiny-synth``)."""
+        return cls(
+            vision=VisionConfig(layers=(1, 1, 1, 1), width=16, heads=8, image_size=image_size, output_dim=dim),
+            text=TextConfig(
+                hidden_size=dim, num_hidden_layers=2, num_attention_heads=max(1, dim // 32),
+                intermediate_size=4 * dim, max_position_embeddings=128, pooling="mean",
+            ),
+            preprocess=PreprocessConfig(image_size=image_size),
+        ).validate()
+
+    @classmethod
+    def preset(cls, name: str, image_size: tuple[int, int] | None = None) -> "PLIPConfig":
+        """An architecture by name: ``rn50``, ``small`` or ``tiny``."""
+        if name == "rn50":
+            return cls.rn50()
+        if name in ("small", "tiny"):
+            builder = cls.small if name == "small" else cls.tiny
+            return builder(image_size=tuple(image_size)) if image_size else builder()
+        raise ConfigError(f"unknown architecture {name!r} (rn50, small, tiny)")
+
     # -- (de)serialisation --------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

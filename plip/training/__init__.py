@@ -25,6 +25,10 @@ from .task import StepContext, Task, TrainData, get_task, list_tasks, register_t
 # The PLIP tasks, imported on first use (``plip train pretrain|finetune``).
 register_task("pretrain", "plip.training.plip_tasks:PretrainTask")
 register_task("finetune", "plip.training.plip_tasks:FinetuneTask")
+# The downstream models on the PLIP backbone (``plip train bot|mgn|par``).
+register_task("bot", "plip.downstream.tasks:BoTTask")
+register_task("mgn", "plip.downstream.tasks:MGNTask")
+register_task("par", "plip.downstream.tasks:PARTask")
 
 __all__ = [
     "Task",

@@ -30,7 +30,7 @@ class PLIPModelConfig(ModelConfig):
     """The PLIP encoder to train.
 
     Attributes:
-        name: architecture for a fresh model: ``rn50``, ``tiny`` or a ``config.json`` path
+        name: architecture for a fresh model: ``rn50``, ``small``, ``tiny`` or a ``config.json`` path
             (ignored when ``init`` is set).
         init: start from these weights (registry name, folder or official checkpoint).
         text_init: a local Hugging Face BERT folder to initialise the text encoder from
@@ -128,14 +128,12 @@ def build_plip_model(cfg: PLIPModelConfig, image_size: tuple[int, int]) -> PLIPM
         model = load(cfg.init)
         model.visual.to(memory_format=torch.contiguous_format)
     else:
-        if cfg.name == "rn50":
-            config = PLIPConfig.rn50()
-        elif cfg.name == "tiny":
-            config = PLIPConfig.tiny(image_size=tuple(image_size))
-        elif cfg.name.endswith(".json") and os.path.isfile(cfg.name):
+        if cfg.name.endswith(".json") and os.path.isfile(cfg.name):
             config = PLIPConfig.load(cfg.name)
+        elif cfg.name in ("rn50", "small", "tiny"):
+            config = PLIPConfig.preset(cfg.name, None if cfg.name == "rn50" else image_size)
         else:
-            raise ConfigError(f"config key 'model.name': {cfg.name!r} is not rn50, tiny or a config.json file")
+            raise ConfigError(f"config key 'model.name': {cfg.name!r} is not rn50, small, tiny or a config.json file")
         model = PLIPModel(config)
     if tuple(model.config.vision.image_size) != tuple(image_size):
         raise ConfigError(

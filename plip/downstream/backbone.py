@@ -1,0 +1,365 @@
+"""The PLIP image encoder as a drop-in backbone for re-identification and attribute models.
+
+>>> import plip
+>>> net = plip.backbone("plip-rn50", last_stride=1)          # stem, layer1..layer4
+>>> c2, c3, c4, c5 = net(images)                            # 256@64x32 ... 2048@16x8 for 256x128
+>>> emb = plip.backbone("plip-rn50", attn_pool=True)(images) # the 768-d PLIP embedding
+
+Two things differ from a torchvision ResNet-50 and matter when swapping it in:
+
+* **Last stride 1** (BoT, MGN) cannot be made by setting a convolution's stride: in this
+  anti-aliased ResNet every stride is an average pool, placed before the third convolution
+  and before the downsample convolution of a stage's first block. ``last_stride=1`` turns both
+  pools of ``layer4[0]`` into identities; the weights are unchanged and layer4's map doubles
+  in each direction. (It is not dilation: timm's ``output_stride=16`` dilates instead.)
+* **Input size.** The attention pool has a learned positional embedding for the 8x4 grid of
+  a 256x128 input (plus one row for the mean token). A different grid (384x128 inputs as MGN
+  uses, or last stride 1) gets that embedding resized by interpolation, with a warning.
+  Without the attention pool (the ReID default) any input size multiple of 32 works.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+from ..models.config import PLIPConfig, PreprocessConfig, VisionConfig
+from ..models.modified_resnet import ImageFeatures, ModifiedResNet
+
+__all__ = [
+    "PLIPBackbone",
+    "BackboneLoadReport",
+    "ResizedPositionalEmbeddingWarning",
+    "backbone",
+    "resize_positional_embedding",
+]
+
+POS_EMBED_KEY = "attnpool.positional_embedding"
+_INTERPOLATIONS = ("bicubic", "bilinear")
+
+
+class ResizedPositionalEmbeddingWarning(UserWarning):
+    """Pretrained attention-pool positions were interpolated to a new feature grid."""
+
+
+@dataclass
+class BackboneLoadReport:
+    """What happened to a checkpoint loaded into a :class:`PLIPBackbone`.
+
+    Loading is strict: a missing, unknown or wrongly shaped backbone tensor raises
+    :class:`~plip.errors.CheckpointError`, so ``missing_keys`` and ``unexpected_keys`` of a
+    backbone that exists are always empty. After loading, parts the backbone does not use are
+    dropped (``dropped_keys``: the attention pool unless ``attn_pool=True``) and the positional
+    embedding may be resized (``resized``: ``key: old shape -> new shape``).
+    """
+
+    source: str
+    loaded_keys: list[str] = field(default_factory=list)
+    missing_keys: list[str] = field(default_factory=list)
+    unexpected_keys: list[str] = field(default_factory=list)
+    dropped_keys: list[str] = field(default_factory=list)
+    resized: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        parts = [f"{len(self.loaded_keys)} tensors loaded from {self.source}"]
+        if self.dropped_keys:
+            parts.append(f"{len(self.dropped_keys)} unused (attention pool) dropped")
+        parts.extend(f"resized {item}" for item in self.resized)
+        return "; ".join(parts)
+
+
+def resize_positional_embedding(
+    positional_embedding: torch.Tensor,
+    old_grid: Sequence[int],
+    new_grid: Sequence[int],
+    *,
+    interpolation: str = "bicubic",
+) -> torch.Tensor:
+    """Resize an attention-pool positional embedding to a new feature grid.
+
+    Args:
+        positional_embedding: ``(1 + H*W, C)``: row 0 belongs to the mean (class) token, the
+            others to the ``H x W`` grid flattened row-major, as in CLIP's attention pool.
+        old_grid: ``(H, W)`` the embedding was trained for (8x4 for PLIP-RN50).
+        new_grid: the target ``(H', W')`` (12x4 for 384x128 inputs, 16x8 with last stride 1).
+        interpolation: ``"bicubic"`` (default, as CLIP / open_clip / timm do) or ``"bilinear"``.
+
+    Returns:
+        ``(1 + H'*W', C)``; the class-token row is kept as is. The same grid returns the
+        input unchanged.
+    """
+    old_grid, new_grid = tuple(int(v) for v in old_grid), tuple(int(v) for v in new_grid)
+    if interpolation not in _INTERPOLATIONS:
+        raise ConfigError(f"interpolation must be one of {_INTERPOLATIONS}, got {interpolation!r}")
+    if positional_embedding.dim() != 2 or positional_embedding.shape[0] != 1 + old_grid[0] * old_grid[1]:
+        raise ConfigError(
+            f"positional embedding of shape {tuple(positional_embedding.shape)} does not fit a "
+            f"{old_grid[0]}x{old_grid[1]} grid plus one class token"
+        )
+    if min(new_grid) < 1:
+        raise ConfigError(f"new grid must be positive, got {new_grid}")
+    if old_grid == new_grid:
+        return positional_embedding
+    from timm.layers import resample_abs_pos_embed
+
+    resized = resample_abs_pos_embed(
+        positional_embedding.unsqueeze(0),
+        new_size=list(new_grid),
+        old_size=list(old_grid),
+        num_prefix_tokens=1,
+        interpolation=interpolation,
+        antialias=True,
+    )
+    return resized[0]
+
+
+class PLIPBackbone(ModifiedResNet):
+    """The PLIP Modified ResNet as a feature extractor (stem, ``layer1`` .. ``layer4``).
+
+    Parameter names are the official ones (``conv1.weight``, ``layer4.0.downsample.0.weight``
+    ...), so a PLIP checkpoint loads strictly. ``forward`` returns the stage maps selected by
+    ``out_indices`` (a list; a single tensor when ``out_indices`` is an int), or the pooled
+    PLIP embedding when ``attn_pool=True``. Build it with :func:`plip.backbone`.
+
+    Args:
+        config: the encoder as trained (its ``image_size`` / ``last_stride`` fit the weights).
+        last_stride: 1 or 2 for ``layer4`` (see the module docstring).
+        out_indices: stages to return, 0..3 for layer1..layer4.
+        attn_pool: keep the attention pool and return the pooled embedding.
+        image_size: ``(H, W)`` of the inputs this backbone will see (default: as trained).
+        state_dict: weights to load strictly before adapting (official key names).
+        source: where ``state_dict`` came from, for messages.
+        interpolation: how to resize the positional embedding.
+        preprocess: the preprocessing the weights were trained with (for :attr:`preprocess`).
+    """
+
+    def __init__(
+        self,
+        config: VisionConfig,
+        *,
+        last_stride: int = 2,
+        out_indices: int | Sequence[int] = (0, 1, 2, 3),
+        attn_pool: bool = False,
+        image_size: Sequence[int] | None = None,
+        state_dict: dict[str, torch.Tensor] | None = None,
+        source: str = "state dict",
+        interpolation: str = "bicubic",
+        preprocess: PreprocessConfig | None = None,
+    ) -> None:
+        super().__init__(config)
+        self.single_output = isinstance(out_indices, int)
+        self.out_indices = _check_out_indices(out_indices)
+        if last_stride not in (1, 2):
+            raise ConfigError(f"last_stride must be 1 or 2, got {last_stride!r}")
+        target = dataclasses.replace(
+            config, last_stride=last_stride, image_size=tuple(image_size or config.image_size)
+        )
+        try:
+            target.validate()
+        except ConfigError as err:
+            raise ConfigError(f"backbone: {err}") from None
+
+        self.load_report: BackboneLoadReport | None = None
+        if state_dict is not None:
+            self.load_report = self._load_strict(state_dict, source)
+
+        self.layer4[0].set_stride(last_stride)
+        if attn_pool:
+            old_grid, new_grid = self.attnpool.grid, target.feature_grid
+            if old_grid != new_grid:
+                self._resize_attnpool(old_grid, new_grid, interpolation, warn=state_dict is not None)
+        else:
+            if self.load_report is not None:
+                self.load_report.dropped_keys = sorted(f"attnpool.{k}" for k in self.attnpool.state_dict())
+            self.attnpool = None  # unused parameters would break DDP
+        self.config = target
+        base = preprocess or PreprocessConfig(image_size=tuple(config.image_size))
+        self.preprocess_config = dataclasses.replace(base, image_size=tuple(target.image_size))
+
+    # -- loading -------------------------------------------------------------------------
+    def _load_strict(self, state: dict[str, torch.Tensor], source: str) -> BackboneLoadReport:
+        from ..hub.state_dict import load_state_dict_strict
+
+        load_state_dict_strict(self, state, source)
+        return BackboneLoadReport(source=source, loaded_keys=sorted(state))
+
+    def _resize_attnpool(self, old_grid, new_grid, interpolation: str, warn: bool) -> None:
+        old = self.attnpool.positional_embedding.data
+        new = resize_positional_embedding(old, old_grid, new_grid, interpolation=interpolation)
+        self.attnpool.positional_embedding = nn.Parameter(new.contiguous())
+        self.attnpool.grid = tuple(new_grid)
+        note = f"{POS_EMBED_KEY}: {tuple(old.shape)} -> {tuple(new.shape)} ({interpolation})"
+        if self.load_report is not None:
+            self.load_report.resized.append(note)
+        if warn:
+            warnings.warn(
+                f"PLIP attention-pool positions were trained for a {old_grid[0]}x{old_grid[1]} grid "
+                f"and were interpolated to {new_grid[0]}x{new_grid[1]} ({interpolation}) for this "
+                f"input size / last stride; fine-tune before relying on the pooled embedding",
+                ResizedPositionalEmbeddingWarning,
+                stacklevel=3,
+            )
+
+    # -- description -----------------------------------------------------------------------
+    @property
+    def stage_channels(self) -> tuple[int, int, int, int]:
+        return self.config.stage_channels
+
+    @property
+    def reductions(self) -> tuple[int, int, int, int]:
+        """Input-to-map stride of each stage (layer4: 32, or 16 with last stride 1)."""
+        return 4, 8, 16, 16 * self.config.last_stride
+
+    @property
+    def out_channels(self) -> list[int]:
+        """Channels of each returned map, in ``out_indices`` order."""
+        return [self.stage_channels[i] for i in self.out_indices]
+
+    @property
+    def num_features(self) -> int:
+        """Size of the output: the embedding with ``attn_pool``, else the last returned map's channels."""
+        return self.config.output_dim if self.attnpool is not None else self.out_channels[-1]
+
+    @property
+    def feature_info(self) -> list[dict[str, Any]]:
+        """timm-style description of the returned maps (``num_chs``, ``reduction``, ``module``)."""
+        return [
+            dict(num_chs=self.stage_channels[i], reduction=self.reductions[i], module=f"layer{i + 1}")
+            for i in self.out_indices
+        ]
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return tuple(self.config.image_size)  # type: ignore[return-value]
+
+    @property
+    def preprocess(self):
+        """PIL image / path / array -> normalised ``(3, H, W)`` tensor at this backbone's input size."""
+        from ..data.transforms import ImagePreprocess
+
+        return ImagePreprocess(self.preprocess_config)
+
+    # -- forward ---------------------------------------------------------------------------
+    def forward_stages(self, x: torch.Tensor, upto: int = 3) -> tuple[torch.Tensor, ...]:
+        """Stage maps layer1..layer``upto+1`` (later stages are not computed)."""
+        x = self.stem(x.to(self.conv1.weight.dtype))
+        maps = []
+        for layer in (self.layer1, self.layer2, self.layer3, self.layer4)[: upto + 1]:
+            x = layer(x)
+            maps.append(x)
+        return tuple(maps)
+
+    def forward_features(self, x: torch.Tensor) -> ImageFeatures:
+        """All four stage maps, and the pooled embedding (``None`` without the attention pool)."""
+        stages = self.forward_stages(x)
+        embedding = self.attnpool(stages[-1]) if self.attnpool is not None else None
+        return ImageFeatures(stages=stages, embedding=embedding)  # type: ignore[arg-type]
+
+    def forward(self, x: torch.Tensor):
+        """Selected stage maps (list, or one tensor for an int ``out_indices``), or the embedding."""
+        if self.attnpool is not None:
+            return self.attnpool(self.forward_stages(x)[-1])
+        stages = self.forward_stages(x, upto=max(self.out_indices))
+        maps = [stages[i] for i in self.out_indices]
+        return maps[0] if self.single_output else maps
+
+    def extra_repr(self) -> str:
+        return (
+            f"out_indices={self.out_indices}, last_stride={self.config.last_stride}, "
+            f"image_size={self.image_size}, attn_pool={self.attnpool is not None}"
+        )
+
+
+def _check_out_indices(out_indices: int | Sequence[int]) -> tuple[int, ...]:
+    indices = (out_indices,) if isinstance(out_indices, int) else tuple(out_indices)
+    if not indices or any(not isinstance(i, int) or isinstance(i, bool) or not 0 <= i <= 3 for i in indices):
+        raise ConfigError(f"out_indices must be stage numbers in 0..3 (layer1..layer4), got {out_indices!r}")
+    if len(set(indices)) != len(indices) or list(indices) != sorted(indices):
+        raise ConfigError(f"out_indices must be increasing and distinct, got {out_indices!r}")
+    return indices
+
+
+#: architectures known without reading any file, for ``pretrained=False``
+_KNOWN_ARCHITECTURES = {"plip-rn50": VisionConfig}
+
+
+def backbone(
+    model: Any = "plip-rn50",
+    pretrained: bool = True,
+    *,
+    last_stride: int = 2,
+    out_indices: int | Sequence[int] = (0, 1, 2, 3),
+    attn_pool: bool = False,
+    image_size: Sequence[int] | None = None,
+    interpolation: str = "bicubic",
+    revision: str | None = None,
+    cache_dir: str | os.PathLike | None = None,
+) -> PLIPBackbone:
+    """The PLIP image encoder as a backbone for ReID / attribute models.
+
+    Args:
+        model: ``"plip-rn50"``, ``"hf-hub:org/repo"``, a model folder, an official
+            ``PLIP_RN50.pth.tar``, a loaded :class:`~plip.models.PLIPModel`, or a
+            :class:`~plip.models.PLIPConfig` / ``VisionConfig`` (random weights).
+        pretrained: load the weights (strictly: every backbone tensor must be present and of
+            the right shape). Only the image encoder is read.
+        last_stride: 2 as released; 1 keeps layer4 at 1/16 resolution (BoT, MGN) by turning
+            the average pools of ``layer4[0]`` into identities (weights unchanged).
+        out_indices: which stage maps ``forward`` returns (0..3 = layer1..layer4); an int
+            returns that single map instead of a list.
+        attn_pool: return the attention-pooled PLIP embedding instead of maps; its positional
+            embedding is interpolated (with a warning) when the grid differs from training.
+        image_size: ``(H, W)`` of the inputs, e.g. ``(384, 128)``; default: as trained (256x128).
+        interpolation: ``"bicubic"`` or ``"bilinear"`` for the positional-embedding resize.
+        revision: Hub revision, as in :func:`plip.load`.
+        cache_dir: Hub cache folder, as in :func:`plip.load`.
+
+    Returns:
+        a :class:`PLIPBackbone` in training mode; ``.load_report`` says what was loaded.
+    """
+    kwargs = dict(last_stride=last_stride, out_indices=out_indices, attn_pool=attn_pool,
+                  image_size=image_size, interpolation=interpolation)
+    if isinstance(model, (PLIPConfig, VisionConfig)):
+        if pretrained:
+            raise ConfigError(
+                "a config describes an architecture but holds no weights: pass pretrained=False, "
+                "or a model name / folder / checkpoint to load pretrained weights"
+            )
+        vision = model.vision if isinstance(model, PLIPConfig) else model
+        preprocess = model.preprocess if isinstance(model, PLIPConfig) else None
+        return PLIPBackbone(dataclasses.replace(vision), preprocess=preprocess, **kwargs)
+    if not pretrained and isinstance(model, str) and model in _KNOWN_ARCHITECTURES:
+        return PLIPBackbone(_KNOWN_ARCHITECTURES[model](), **kwargs)
+
+    from .weights import load_visual_weights
+
+    weights = load_visual_weights(model, revision=revision, cache_dir=cache_dir)
+    if not pretrained:
+        return PLIPBackbone(weights.config, preprocess=weights.preprocess, **kwargs)
+    return PLIPBackbone(
+        weights.config, state_dict=weights.state_dict, source=weights.source,
+        preprocess=weights.preprocess, **kwargs,
+    )
+
+
+def resolve_backbone(
+    spec: Any, pretrained: bool, *, last_stride: int, image_size: Sequence[int] | None, where: str
+) -> PLIPBackbone:
+    """The backbone of a downstream model: ``spec`` built by :func:`backbone`, or a prebuilt
+    :class:`PLIPBackbone` (without attention pool, with the requested last stride) used as is."""
+    if isinstance(spec, PLIPBackbone):
+        if spec.attnpool is not None:
+            raise ConfigError(f"{where}: the backbone must be built with attn_pool=False")
+        if spec.config.last_stride != last_stride:
+            raise ConfigError(
+                f"{where}: expected a backbone with last_stride={last_stride}, got {spec.config.last_stride}"
+            )
+        return spec
+    return backbone(spec, pretrained, last_stride=last_stride, out_indices=3, image_size=image_size)
