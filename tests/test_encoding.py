@@ -139,5 +139,6 @@ def test_retrieve_with_text_and_images(tiny_model, person_images):
     assert hits.indices.shape == (3,) and hits.scores.shape == (3,)
     assert (hits.scores[:-1] >= hits.scores[1:]).all()
     by_image = tiny_model.retrieve([person_images[2]], gallery=gallery, top_k=4)
-    expected = torch.sort(gallery @ gallery[2], descending=True, stable=True).indices
-    assert by_image.indices.tolist() == [expected.tolist()]
+    query = tiny_model.encode_image([person_images[2]])
+    expected = torch.sort(query @ gallery.T, dim=1, descending=True, stable=True).indices
+    assert by_image.indices.tolist() == expected.tolist()

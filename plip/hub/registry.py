@@ -59,6 +59,16 @@ register_model(
 )
 
 
+register_model(
+    ModelEntry(
+        name="plip-tiny-synth",
+        description="small PLIP trained by this project on synthetic persons (offline demo model; synthetic people only)",
+        params="3.4M",
+        embedded="assets/models/plip-tiny-synth",
+    )
+)
+
+
 def list_models() -> list[str]:
     """Names accepted by :func:`plip.load`."""
     return sorted(MODELS)

@@ -37,7 +37,8 @@ class PLIPModelConfig(ModelConfig):
             (e.g. a downloaded ``bert-base-uncased``); never fetched from the network.
         freeze_text_embeddings: freeze BERT's embeddings (the paper does).
         freeze_text_layers: freeze BERT layers ``0 .. n-1`` (the paper: 8 of 12).
-        cmpm_variant: ``official`` (the released CMPM code) or ``paper``.
+        cmpm_variant: ``official`` (the released CMPM code) or ``paper`` (cosine logits).
+        cmpm_temperature: logit temperature of the ``paper`` variant (1.0 = none).
     """
 
     name: str = "rn50"
@@ -45,9 +46,11 @@ class PLIPModelConfig(ModelConfig):
     freeze_text_embeddings: bool = True
     freeze_text_layers: int = 8
     cmpm_variant: Literal["official", "paper"] = "official"
+    cmpm_temperature: float = 1.0
 
     def validate(self, prefix: str) -> None:
         _require(self.freeze_text_layers >= 0, f"{prefix}freeze_text_layers", "must be >= 0")
+        _require(self.cmpm_temperature > 0, f"{prefix}cmpm_temperature", "must be > 0")
 
 
 @dataclass
@@ -200,7 +203,8 @@ class PretrainTask(Task):
             encoder.config, tic=m.tic_weight > 0, iap=m.iap_weight > 0, fpn_channels=m.fpn_channels
         )
         weights = PretrainLossWeights(ivlc=m.ivlc_weight, tic=m.tic_weight, iap=m.iap_weight)
-        return PLIPWithPretextLosses(encoder, heads, weights, cmpm_variant=m.cmpm_variant)
+        return PLIPWithPretextLosses(encoder, heads, weights, cmpm_variant=m.cmpm_variant,
+                                     cmpm_temperature=m.cmpm_temperature)
 
     def build_train_data(self, cfg: PretrainConfig) -> TrainData:
         m = cfg.model
@@ -263,11 +267,12 @@ class PLIPWithCMPMC(nn.Module):
     """A PLIP encoder + the CMPC classifier; ``forward(batch)`` returns the CMPM/C losses."""
 
     def __init__(self, model: PLIPModel, num_classes: int, cmpm_weight: float = 1.0, cmpc_weight: float = 1.0,
-                 cmpm_variant: str = "official") -> None:
+                 cmpm_variant: str = "official", cmpm_temperature: float = 1.0) -> None:
         super().__init__()
         self.model = model
         self.cmpc = CMPCHead(num_classes, model.embed_dim)
         self.cmpm_weight, self.cmpc_weight, self.cmpm_variant = cmpm_weight, cmpc_weight, cmpm_variant
+        self.cmpm_temperature = cmpm_temperature
 
     def forward(self, batch: dict[str, Tensor], gather: Callable[[Tensor], Tensor] | None = None):
         image_emb, text_emb = self.model(batch["images"], batch["input_ids"], batch["attention_mask"])
@@ -275,7 +280,8 @@ class PLIPWithCMPMC(nn.Module):
         losses = {"cmpc": self.cmpc(image_emb, text_emb, labels)}
         img_all, txt_all, ids_all = (gather(t) for t in (image_emb, text_emb, labels)) if gather else (
             image_emb, text_emb, labels)
-        losses["cmpm"] = cmpm_loss(img_all, txt_all, ids_all, variant=self.cmpm_variant)
+        losses["cmpm"] = cmpm_loss(img_all, txt_all, ids_all, variant=self.cmpm_variant,
+                                   temperature=self.cmpm_temperature)
         return {"loss": self.cmpm_weight * losses["cmpm"] + self.cmpc_weight * losses["cmpc"], **losses}
 
 
@@ -302,7 +308,7 @@ class FinetuneTask(Task):
             self._num_classes = len({s.person_id for s in samples})
         m = cfg.model
         return PLIPWithCMPMC(build_plip_model(m, cfg.data.image_size), self._num_classes,
-                             m.cmpm_weight, m.cmpc_weight, m.cmpm_variant)
+                             m.cmpm_weight, m.cmpc_weight, m.cmpm_variant, m.cmpm_temperature)
 
     def training_step(self, model: nn.Module, batch: dict[str, Tensor], ctx: StepContext) -> dict[str, Tensor]:
         return model(batch, gather=ctx.gather)

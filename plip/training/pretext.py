@@ -285,6 +285,7 @@ def pretraining_losses(
     cmpm_variant: CMPMVariant = "official",
     colorization_kind: ColorizationKind = "mse",
     gather: Callable[[Tensor], Tensor] | None = None,
+    cmpm_temperature: float = 1.0,
 ) -> dict[str, Tensor]:
     """The PLIP pre-training objective from the model's outputs.
 
@@ -302,6 +303,7 @@ def pretraining_losses(
         target_mask: (B, L) bool, True at masked positions (IAP).
         weights: task weights; a task with weight 0 is skipped.
         cmpm_variant: see :func:`plip.training.losses.cmpm_loss`.
+        cmpm_temperature: logit temperature of the ``paper`` (cosine) variant.
         colorization_kind: see :func:`plip.training.losses.colorization_loss`.
         gather: all-gathers a tensor across ranks (with gradients), so IVLC sees the whole
             global batch under DDP (e.g. the engine's ``ctx.gather``); TIC and IAP are
@@ -318,9 +320,10 @@ def pretraining_losses(
     losses: dict[str, Tensor] = {}
     if weights.ivlc > 0:
         if gather is not None:
-            losses["ivlc"] = cmpm_loss(gather(image_emb), gather(text_emb), gather(labels), variant=cmpm_variant)
+            losses["ivlc"] = cmpm_loss(gather(image_emb), gather(text_emb), gather(labels),
+                                       variant=cmpm_variant, temperature=cmpm_temperature)
         else:
-            losses["ivlc"] = cmpm_loss(image_emb, text_emb, labels, variant=cmpm_variant)
+            losses["ivlc"] = cmpm_loss(image_emb, text_emb, labels, variant=cmpm_variant, temperature=cmpm_temperature)
     if weights.tic > 0:
         _require("tic", heads.decoder, "heads.decoder", gray_stages=gray_stages, color_images=color_images)
         colorized = heads.decoder(gray_stages, text_emb)
@@ -383,12 +386,14 @@ class PLIPForPretraining(nn.Module):
         weights: PretrainLossWeights | None = None,
         cmpm_variant: CMPMVariant = "official",
         colorization_kind: ColorizationKind = "mse",
+        cmpm_temperature: float = 1.0,
     ) -> None:
         super().__init__()
         self.model = model
         self.heads = heads
         self.weights = weights if weights is not None else PretrainLossWeights()
         self.cmpm_variant = cmpm_variant
+        self.cmpm_temperature = cmpm_temperature
         self.colorization_kind = colorization_kind
 
     def forward(
@@ -431,4 +436,5 @@ class PLIPForPretraining(nn.Module):
             cmpm_variant=self.cmpm_variant,
             colorization_kind=self.colorization_kind,
             gather=gather,
+            cmpm_temperature=self.cmpm_temperature,
         )
