@@ -60,16 +60,16 @@ def test_recall_on_an_unseen_gallery_matches_the_model_card(tmp_path, no_network
 
 @pytest.mark.slow
 def test_recipe_at_reduced_length_learns_and_finetuning_improves(tmp_path):
-    """The shipped recipe, 4 epochs on 140 training identities: R@1 on 60 unseen identities
-    well above chance; then CMPM/C fine-tuning improves it further."""
+    """The shipped recipe, shortened to 6 epochs on 280 training identities (about 200 steps):
+    R@1 on 120 unseen identities at least 3x chance; CMPM/C fine-tuning then improves it."""
     from plip.training import load_config, train
     from plip.training.plip_tasks import FinetuneConfig, FinetuneTask, PretrainConfig, PretrainTask
 
     root = tmp_path / "synth"
-    generate_dataset(root, identities=200, images_per_id=4, seed=7, workers=0, progress=False, split=(0.7, 0.0, 0.3))
+    generate_dataset(root, identities=400, images_per_id=4, seed=7, workers=0, progress=False, split=(0.7, 0.0, 0.3))
     common = [f"data.root={root}", "logging.progress=false", "eval.every_epochs=0"]
     pre = train(PretrainTask(), load_config(PretrainConfig, "pretrain_tiny_synth", common + [
-        "train.epochs=4", f"output_dir={tmp_path / 'pre'}"]), task_name="pretrain")
+        "train.epochs=6", "train.batch_size=32", f"output_dir={tmp_path / 'pre'}"]), task_name="pretrain")
     test = load_text_reid("synth-pedes", root, "test")
     chance = chance_retrieval_metrics(test.queries().person_ids, test.gallery().person_ids)["R@1"]
     before = evaluate_text_to_image(plip.load(pre.export_dir), test)["t2i"]["R@1"]
@@ -78,7 +78,7 @@ def test_recipe_at_reduced_length_learns_and_finetuning_improves(tmp_path):
     ft = train(FinetuneTask(), load_config(FinetuneConfig, None, common + [
         f"model.init={pre.export_dir}", "data.dataset=synth-pedes", "data.image_size=[64,32]", "data.num_workers=0",
         "model.cmpm_variant=paper", "model.cmpm_temperature=0.07", "optim.lr=0.0005", "optim.lr_mult.cmpc=10",
-        "train.epochs=3", "train.batch_size=64", "sampler.num_instances=2", f"output_dir={tmp_path / 'ft'}",
+        "train.epochs=2", "train.batch_size=32", "sampler.num_instances=2", f"output_dir={tmp_path / 'ft'}",
     ]), task_name="finetune")
     after = evaluate_text_to_image(plip.load(ft.export_dir), test)["t2i"]["R@1"]
     assert after > before, (before, after, chance)
