@@ -42,6 +42,7 @@ __all__ = [
     "read_rapv2",
     "read_partition_pickle",
     "read_attribute_dataset",
+    "attribute_dataset_key",
     "ATTRIBUTE_DATASETS",
 ]
 
@@ -499,14 +500,21 @@ ATTRIBUTE_DATASETS = {
 }
 
 
+def attribute_dataset_key(name: str) -> str | None:
+    """The :data:`ATTRIBUTE_DATASETS` key that ``name`` means (case, dashes, underscores and
+    ``rap`` / ``rap2`` allowed), or ``None``."""
+    key = name.lower().replace("-", "").replace("_", "")
+    key = {"rap": "rapv1", "rap1": "rapv1", "rap2": "rapv2"}.get(key, key)
+    return key if key in ATTRIBUTE_DATASETS else None
+
+
 def read_attribute_dataset(name: str, root: str | Path, **kwargs: Any) -> AttributeDataset:
     """Read attribute dataset ``name`` (pa100k, peta, rapv1, rapv2) from ``root``; a
     ``.pkl`` path for ``root`` is read with :func:`read_partition_pickle` instead."""
     if str(root).endswith(".pkl"):
         return read_partition_pickle(root, **kwargs)
-    key = name.lower().replace("-", "").replace("_", "")
-    key = {"rap": "rapv1", "rap1": "rapv1", "rap2": "rapv2"}.get(key, key)
-    if key not in ATTRIBUTE_DATASETS:
+    key = attribute_dataset_key(name)
+    if key is None:
         raise DataError(
             f"unknown attribute dataset {name!r}; choose one of {', '.join(ATTRIBUTE_DATASETS)}"
         )

@@ -40,6 +40,7 @@ __all__ = [
     "read_dukemtmc",
     "read_msmt17",
     "read_image_reid",
+    "image_reid_key",
     "IMAGE_REID_DATASETS",
 ]
 
@@ -295,8 +296,9 @@ IMAGE_REID_DATASETS = {
 }
 
 
-def read_image_reid(name: str, root: str | Path) -> ImageReIDSplit:
-    """Read the image ReID dataset ``name`` (one of :data:`IMAGE_REID_DATASETS`)."""
+def image_reid_key(name: str) -> str | None:
+    """The :data:`IMAGE_REID_DATASETS` key that ``name`` means (case, dashes, underscores and
+    short aliases such as ``market`` allowed), or ``None``."""
     key = name.lower().replace("-", "").replace("_", "")
     aliases = {
         "market": "market1501",
@@ -305,7 +307,13 @@ def read_image_reid(name: str, root: str | Path) -> ImageReIDSplit:
         "msmt": "msmt17",
     }
     key = aliases.get(key, key)
-    if key not in IMAGE_REID_DATASETS:
+    return key if key in IMAGE_REID_DATASETS else None
+
+
+def read_image_reid(name: str, root: str | Path) -> ImageReIDSplit:
+    """Read the image ReID dataset ``name`` (one of :data:`IMAGE_REID_DATASETS`)."""
+    key = image_reid_key(name)
+    if key is None:
         raise DataError(
             f"unknown image ReID dataset {name!r}; choose one of {', '.join(IMAGE_REID_DATASETS)}"
         )
