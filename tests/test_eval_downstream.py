@@ -81,6 +81,19 @@ def bot_folder(tiny_config, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def mgn_folder(tmp_path_factory):
+    from plip.downstream import MGN
+    from plip.models import PLIPConfig
+
+    config = PLIPConfig.tiny()
+    config.vision.layers = (1, 1, 2, 1)  # MGN's branches copy layer3[1:]
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("runs") / "mgn" / "model"
+    save_model(MGN(2, config.validate(), pretrained=False, image_size=(64, 32)).eval(), folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
 def par_folder(tiny_config, pa100k, tmp_path_factory):
     torch.manual_seed(0)
     folder = tmp_path_factory.mktemp("runs") / "par" / "model"
@@ -97,22 +110,25 @@ def test_dataset_name_picks_the_task():
     assert dataset_task("CUHK_PEDES") == (TEXT_RETRIEVAL, "cuhk-pedes")
 
 
-def test_plip_eval_bot_on_market1501(bot_folder, market, tmp_path, capsys):
-    out = tmp_path / "bot.json"
-    code = main(["eval", "--model", str(bot_folder), "--dataset", "market1501", "--root", str(market),
-                 "--out", str(out), "--batch-size", "3", "--workers", "0", "--device", "cpu", "--flip"])
+@pytest.mark.parametrize("kind", ["BoT", "MGN"])
+def test_plip_eval_reid_model_on_market1501(kind, bot_folder, mgn_folder, market, tmp_path, capsys):
+    folder = {"BoT": bot_folder, "MGN": mgn_folder}[kind]
+    flip = kind == "BoT"  # MGN is slower on CPU: one pass is enough there
+    out = tmp_path / "reid.json"
+    code = main(["eval", "--model", str(folder), "--dataset", "market1501", "--root", str(market),
+                 "--out", str(out), "--batch-size", "3", "--workers", "0", "--device", "cpu"] + ["--flip"] * flip)
     assert code == 0
     printed = capsys.readouterr()
     assert "rank1" in printed.out and "mINP" in printed.out
     assert "1 queries have no gallery image" in printed.err  # person 6
     report = json.loads(out.read_text())
-    expected = evaluate_reid_model(load_model(bot_folder), read_image_reid("market1501", market), batch_size=5, flip=True)
+    expected = evaluate_reid_model(load_model(folder), read_image_reid("market1501", market), batch_size=5, flip=flip)
     assert set(report["metrics"]) == {"rank1", "rank5", "rank10", "mAP", "mINP"}
     for key, value in expected.items():
         assert report["metrics"][key] == pytest.approx(100 * value, abs=1e-4)
     assert report["counts"] == {"query_images": 4, "gallery_images": 7, "query_identities": 4,
                                 "gallery_identities": 4, "queries_without_match": 1, "excluded": {"gallery_junk": 1}}
-    assert report["task"] == "image_reid" and report["model_type"] == "BoT" and report["settings"]["flip"] is True
+    assert report["task"] == "image_reid" and report["model_type"] == kind and report["settings"]["flip"] is flip
     assert {"model", "dataset", "split", "counts", "metrics", "versions", "seconds"} <= set(report)
     assert report["seconds"]["total"] >= report["seconds"]["evaluate"] > 0
 
