@@ -72,46 +72,12 @@ def _from_module(visual, preprocess: PreprocessConfig, source: str) -> VisualWei
 
 
 def _from_path_or_name(spec: str, *, revision: str | None, cache_dir) -> VisualWeights:
-    from ..hub.loading import HUB_PREFIX, download_from_hub
-    from ..hub.official import is_official_checkpoint_path
-    from ..hub.pretrained import CONFIG_NAME
-    from ..hub.registry import MODELS
+    from ..hub.loading import resolve_source
 
-    if spec.startswith(HUB_PREFIX):
-        repo, _, rev = spec[len(HUB_PREFIX):].partition("@")
-        folder = download_from_hub(repo, revision or rev or "main", cache_dir=cache_dir)
-        return _from_folder(folder, label=spec)
-    if spec in MODELS:
-        entry = MODELS[spec]
-        if entry.embedded:
-            from importlib import resources
-
-            return _from_folder(Path(str(resources.files("plip").joinpath(entry.embedded))), label=spec)
-        try:
-            folder = download_from_hub(entry.hub_repo, revision or entry.revision, cache_dir=cache_dir)
-        except ModelNotFoundError as err:
-            hint = ""
-            if entry.official_source:
-                hint = (
-                    f" The original weights are {entry.official_source}; pass that file's path "
-                    f"instead of {spec!r}."
-                )
-            raise ModelNotFoundError(f"{err}.{hint}") from None
-        return _from_folder(folder, label=spec)
-    path = Path(spec).expanduser()
-    if path.is_dir():
-        return _from_folder(path, label=str(path))
-    if path.is_file():
-        if path.suffix == ".safetensors" and (path.parent / CONFIG_NAME).is_file():
-            return _from_folder(path.parent, label=str(path), weights=path)
-        return _from_official(path)
-    if is_official_checkpoint_path(spec) or os.sep in spec or spec.startswith("."):
-        raise ModelNotFoundError(f"{spec}: no such file or folder")
-    known = ", ".join(sorted(MODELS))
-    raise ModelNotFoundError(
-        f"unknown model {spec!r}: not a registered name ({known}), an 'hf-hub:org/repo' "
-        f"reference, a model folder or a checkpoint file"
-    )
+    source = resolve_source(spec, revision=revision, cache_dir=cache_dir)
+    if source.kind == "official":
+        return _from_official(source.path)
+    return _from_folder(source.path, label=source.name or spec, weights=source.weights)
 
 
 def _from_folder(folder: Path, label: str, weights: Path | None = None) -> VisualWeights:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -67,20 +68,41 @@ def _resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> tor
     return dtype
 
 
-def _load_fp32(spec: str, revision: str | None, cache_dir: str | os.PathLike | None, config=None):
+@dataclass(frozen=True)
+class ModelSource:
+    """Where a model name points: a model ``folder`` (ours) or an ``official`` checkpoint file.
+
+    Attributes:
+        kind: ``"folder"`` or ``"official"``.
+        path: the folder or the checkpoint file (Hub downloads resolve to their cache folder).
+        weights: the safetensors file inside ``path`` for ``folder`` sources.
+        name: the registry name, if the spec was one.
+    """
+
+    kind: str
+    path: Path
+    weights: Path | None = None
+    name: str | None = None
+
+
+def resolve_source(
+    spec: str, *, revision: str | None = None, cache_dir: str | os.PathLike | None = None
+) -> ModelSource:
+    """Resolve a registry name, ``hf-hub:org/repo[@rev]``, folder or file to a local source,
+    downloading from the Hub (or reading its cache) where needed."""
     if spec.startswith(HUB_PREFIX):
         repo, _, rev = spec[len(HUB_PREFIX):].partition("@")
         folder = download_from_hub(repo, revision or rev or "main", cache_dir=cache_dir)
-        return load_pretrained_folder(folder)
+        return ModelSource("folder", folder, folder / WEIGHTS_NAME)
     if spec in MODELS:
-        return _load_registered(spec, revision, cache_dir)
+        return _registered_source(spec, revision, cache_dir)
     path = Path(spec).expanduser()
     if path.is_dir():
-        return load_pretrained_folder(path)
+        return ModelSource("folder", path, path / WEIGHTS_NAME)
     if path.is_file():
         if path.suffix == ".safetensors" and (path.parent / CONFIG_NAME).is_file():
-            return load_pretrained_folder(path.parent)
-        return load_official(path, config=config)
+            return ModelSource("folder", path.parent, path)
+        return ModelSource("official", path)
     if is_official_checkpoint_path(spec) or os.sep in spec or spec.startswith("."):
         raise ModelNotFoundError(f"{spec}: no such file or folder")
     known = ", ".join(sorted(MODELS))
@@ -90,12 +112,13 @@ def _load_fp32(spec: str, revision: str | None, cache_dir: str | os.PathLike | N
     )
 
 
-def _load_registered(name: str, revision: str | None, cache_dir):
+def _registered_source(name: str, revision: str | None, cache_dir) -> ModelSource:
     entry = MODELS[name]
     if entry.embedded:
         from importlib import resources
 
-        return load_pretrained_folder(Path(str(resources.files("plip").joinpath(entry.embedded))))
+        folder = Path(str(resources.files("plip").joinpath(entry.embedded)))
+        return ModelSource("folder", folder, folder / WEIGHTS_NAME, name=name)
     try:
         folder = download_from_hub(entry.hub_repo, revision or entry.revision, cache_dir=cache_dir)
     except ModelNotFoundError as err:
@@ -103,12 +126,20 @@ def _load_registered(name: str, revision: str | None, cache_dir):
         if entry.official_source:
             hint = (
                 f" The original weights are {entry.official_source}; "
-                f"plip.load('PLIP_RN50.pth.tar') uses that file directly, and "
+                f"plip.load('PLIP_RN50.pth.tar') (or plip.backbone) uses that file directly, and "
                 f"`plip convert PLIP_RN50.pth.tar {name}/` turns it into a model folder."
             )
         raise ModelNotFoundError(f"{err}.{hint}") from None
-    model = load_pretrained_folder(folder)
-    model.name_or_path = name
+    return ModelSource("folder", folder, folder / WEIGHTS_NAME, name=name)
+
+
+def _load_fp32(spec: str, revision: str | None, cache_dir: str | os.PathLike | None, config=None):
+    source = resolve_source(spec, revision=revision, cache_dir=cache_dir)
+    if source.kind == "official":
+        return load_official(source.path, config=config)
+    model = load_pretrained_folder(source.path)
+    if source.name:
+        model.name_or_path = source.name
     return model
 
 

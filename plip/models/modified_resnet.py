@@ -11,7 +11,7 @@ downsample.0``, ``attnpool.q_proj`` ...).
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import NamedTuple, Sequence
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
