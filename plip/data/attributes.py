@@ -321,6 +321,13 @@ def read_peta(
 _RAPV1_EVALUATED = 51
 
 
+def _rap_annotation(root: str | Path, annotation: str | Path | None) -> tuple[Path, Path, Any]:
+    """(root, annotation path, ``RAP_annotation`` struct) shared by the RAP v1 and v2 readers."""
+    root = Path(root).expanduser()
+    path = Path(annotation) if annotation is not None else root / "RAP_annotation" / "RAP_annotation.mat"
+    return root, path, _record(_key(_loadmat(path), "RAP_annotation", path), "RAP_annotation", path)
+
+
 def read_rapv1(
     root: str | Path, *, partition: int = 0, annotation: str | Path | None = None
 ) -> AttributeDataset:
@@ -332,13 +339,7 @@ def read_rapv1(
     The 51 evaluated attributes are the first 51 of ``attribute_eng``. ``partition``
     picks one of the 5 random ``trainval``/``test`` splits.
     """
-    root = Path(root).expanduser()
-    path = (
-        Path(annotation)
-        if annotation is not None
-        else root / "RAP_annotation" / "RAP_annotation.mat"
-    )
-    record = _record(_key(_loadmat(path), "RAP_annotation", path), "RAP_annotation", path)
+    root, path, record = _rap_annotation(root, annotation)
     image_names = _strings(_field(record, ("imagesname",), 5, "RAP_annotation", path),
                            "RAP_annotation.imagesname", path)  # fmt: skip
     all_names = _strings(_field(record, ("attribute_eng",), 3, "RAP_annotation", path),
@@ -372,13 +373,7 @@ def read_rapv2(
     (the 54 evaluated, 1-based) and ``partition_attribute`` (5 structs of
     ``train_index``, ``val_index``, ``test_index``)) and images in ``root/RAP_dataset``.
     """
-    root = Path(root).expanduser()
-    path = (
-        Path(annotation)
-        if annotation is not None
-        else root / "RAP_annotation" / "RAP_annotation.mat"
-    )
-    record = _record(_key(_loadmat(path), "RAP_annotation", path), "RAP_annotation", path)
+    root, path, record = _rap_annotation(root, annotation)
     image_names = _strings(_field(record, ("name",), 0, "RAP_annotation", path),
                            "RAP_annotation.name", path)  # fmt: skip
     labels = _binary_labels(_field(record, ("data",), 1, "RAP_annotation", path),
