@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import plip.evaluation.retrieval_metrics as rm
+from plip.evaluation import ranking_kernel
 from plip.evaluation.retrieval_metrics import (
     retrieval_metrics,
     retrieval_metrics_from_embeddings,
@@ -143,10 +144,19 @@ def test_infinite_scores_are_ranked_and_nan_is_rejected():
     assert m.first_hit_rank.tolist() == [2]
     assert m.mINP == pytest.approx(100 * 2 / 3)
     sim[0, 0] = np.nan
-    with pytest.raises(ValueError, match="row 0 contains NaN"):
-        retrieval_metrics(sim, [5], [1, 5, 5])
+    for backend in ("auto", "numba", "numpy"):
+        with pytest.raises(ValueError, match="row 0 contains NaN"):
+            retrieval_metrics(sim, [5], [1, 5, 5], backend=backend)
     with pytest.raises(ValueError, match="row 0 contains NaN"):
         retrieval_metrics(torch.from_numpy(sim), [5], [1, 5, 5], backend="torch")
+    # the row is named wherever the NaN sits: a non-hit, a hit, a query without hits, a later chunk
+    queries = [5, 5, 9, 5]
+    for row, col in [(1, 0), (1, 1), (2, 2), (3, 0)]:
+        sim = np.zeros((4, 3), dtype=np.float32)
+        sim[row, col] = np.nan
+        for backend in ("numba", "numpy"):
+            with pytest.raises(ValueError, match=f"row {row} contains NaN"):
+                retrieval_metrics(sim, queries, [1, 5, 5], backend=backend, chunk_elements=3)
     with pytest.raises(ValueError, match="NaN or infinite"):
         retrieval_metrics_from_embeddings(torch.tensor([[np.nan, 1.0]]), torch.ones(3, 2), [5], [1, 5, 5])
 
@@ -176,15 +186,24 @@ def random_problem(rng, discrete: bool):
     return sim, query_ids, gallery_ids
 
 
-@pytest.mark.parametrize("route", ["auto", "sorting", "counting", "torch"])
+ROUTES = ["auto", "numba-passes", "numba-sorting", "numpy-sorting", "numpy-counting", "torch"]
+
+
+@pytest.mark.parametrize("route", ROUTES)
 @pytest.mark.parametrize("discrete", [False, True])
 def test_matches_per_query_reference(route, discrete, monkeypatch):
-    """Every ranking method (NumPy candidate sorting, NumPy per-hit counting, the torch
-    backend used for GPU tensors) and any chunk size agree with the per-query full-sort
-    reference to 1e-6 (R@K, AP, legacy AP, INP)."""
-    costs = {"auto": rm._CANDIDATE_COST, "sorting": 0.0, "counting": 1e12, "torch": rm._CANDIDATE_COST}
-    monkeypatch.setattr(rm, "_CANDIDATE_COST", costs[route])
-    backend = "torch" if route == "torch" else "auto"
+    """Every ranking method (the numba kernel's per-hit passes and its candidate sort, NumPy
+    candidate sorting, NumPy per-hit counting, the torch backend used for GPU tensors) and
+    any chunk size agree with the per-query full-sort reference to 1e-6 (R@K, AP, legacy
+    AP, INP)."""
+    costs = {"numpy-sorting": 0.0, "numpy-counting": 1e12}
+    monkeypatch.setattr(rm, "_CANDIDATE_COST", costs.get(route, rm._CANDIDATE_COST))
+    if route.startswith("numba"):
+        passes = 10**9 if route == "numba-passes" else 0
+        monkeypatch.setattr(ranking_kernel, "MAX_HITS_FOR_PASSES", passes)
+        # rows counted in several float32 segments (2**24 items each in real use)
+        monkeypatch.setattr(ranking_kernel, "EXACT_FLOAT_COUNT", 7)
+    backend = route.split("-")[0]
     rng = np.random.default_rng(7 if discrete else 3)
     for _ in range(25):
         sim, q, g = random_problem(rng, discrete)

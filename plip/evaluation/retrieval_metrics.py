@@ -47,20 +47,26 @@ Algorithm and memory
     comparison pass per hit; each query takes the cheaper of the two. The cost is linear
     in the gallery size per query.
 
-    Peak extra memory is at most about ``80 * chunk_elements`` bytes per thread (measured
-    worst case, every gallery item a hit; about 50 when a query has few hits), with
-    ``chunk_elements`` query x gallery entries per chunk (default ``2**21``: under 170 MB),
-    plus the chunk's similarity block when it is computed from embeddings
-    (``4 * chunk_elements``), plus O(queries + gallery) for labels and results. It does not
-    grow with queries x gallery: a 100k x 1M problem runs in chunks of 2 queries, in well
+    The numba backend (below) does the same per query in one fused loop over its row.
+
+    Memory: scores are processed in chunks of ``chunk_elements`` query x gallery entries
+    (default ``2**23`` with numba, ``2**21`` otherwise), split evenly over the threads. The
+    numba kernel needs only O(gallery) extra memory per thread. The NumPy backend needs at
+    most about ``80 * chunk_elements`` bytes per thread (measured worst case, every gallery
+    item a hit; about 50 when a query has few hits: under 170 MB by default). Add the
+    chunk's similarity block when it is computed from embeddings or converted to float32
+    (``4 * chunk_elements``), and O(queries + gallery) for labels and results. Nothing grows
+    with queries x gallery: a 100k x 1M problem runs in chunks of a few queries, in well
     under 2 GB with 8 threads.
 
-Backends: on the CPU the ranking runs with NumPy (faster than torch's CPU kernels for these
-masked comparisons), in ``threads`` threads. Scores on a GPU are ranked there with torch,
-by one comparison pass per hit slot (``backend="torch"``; a GPU does such passes at memory
-speed), and only the small per-hit counts travel to the host. Similarities computed from
-embeddings use torch on the embeddings' device either way. Both backends give identical
-results.
+Backends: on the CPU the ranking runs in a compiled kernel (``backend="numba"``, the
+default there; :mod:`plip.evaluation.ranking_kernel`) that reads each score row once and
+counts, per hit, the items scoring at least as high while the row is in cache; chunks run in
+``threads`` threads. ``backend="numpy"`` is the same computation with NumPy array passes
+(used when numba cannot be imported). Scores on a GPU are ranked there with torch, by one
+comparison pass per hit slot (``backend="torch"``; a GPU does such passes at memory speed),
+and only the small per-hit counts travel to the host. Similarities computed from embeddings
+use torch on the embeddings' device either way. All backends give identical results.
 """
 
 from __future__ import annotations
@@ -83,6 +89,8 @@ __all__ = [
 ]
 
 DEFAULT_CHUNK_ELEMENTS = 2**21
+# The numba kernel needs no temporaries: bigger chunks, fewer hand-offs between threads.
+NUMBA_CHUNK_ELEMENTS = 2**23
 
 Unmatched = Literal["exclude", "zero"]
 
@@ -154,23 +162,43 @@ def _check_ks(ks: Sequence[int]) -> tuple[int, ...]:
     return ks
 
 
-def _use_torch(block, backend: str) -> bool:
-    if backend not in ("auto", "numpy", "torch"):
-        raise ValueError(f"backend must be 'auto', 'numpy' or 'torch', got {backend!r}")
+_BACKENDS = ("auto", "numba", "numpy", "torch")
+
+
+def _ranking_kernel():
+    """The compiled kernel module, imported on first use (numba takes a while to import)."""
+    from plip.evaluation import ranking_kernel
+
+    return ranking_kernel
+
+
+def _resolve_backend(block, backend: str) -> str:
+    """The backend that ranks ``block``: "torch", "numba" or "numpy"."""
+    if backend not in _BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(map(repr, _BACKENDS))}, got {backend!r}")
     if backend == "auto":
-        return isinstance(block, torch.Tensor) and block.device.type != "cpu"
-    return backend == "torch"
+        if isinstance(block, torch.Tensor) and block.device.type != "cpu":
+            return "torch"
+        return "numba" if _ranking_kernel().available() else "numpy"
+    if backend == "numba" and not _ranking_kernel().available():
+        raise ImportError("backend='numba' needs numba (pip install numba); backend='numpy' works without it")
+    return backend
 
 
 def _prepare_block(block, backend: str, first_row: int):
-    """A float32 score block for the chosen backend; raises ValueError on NaN."""
-    if _use_torch(block, backend):
+    """A float32 score block for the chosen backend; raises ValueError on NaN.
+
+    The numba kernel finds NaN itself while it ranks (no extra pass over the scores).
+    """
+    if backend == "torch":
         block = torch.as_tensor(block).detach().float()
         nan_rows = torch.isnan(block).any(dim=1)
         if bool(nan_rows.any()):
             raise ValueError(f"similarity row {first_row + int(nan_rows.nonzero()[0])} contains NaN")
         return block
     block = _to_float32_numpy(block)
+    if backend == "numba":
+        return block
     with np.errstate(invalid="ignore", over="ignore"):
         finite_sum = np.isfinite(block.sum())
     if not finite_sum:  # cheap test first; inf scores are allowed
@@ -341,13 +369,20 @@ def _ranks_from_counts(at_least: np.ndarray, hit_scores: np.ndarray, num_hits: n
     return ranks
 
 
-def _hit_ranks(scores: np.ndarray | torch.Tensor, pos_idx: np.ndarray, valid: np.ndarray) -> np.ndarray:
+def _hit_ranks(
+    scores: np.ndarray | torch.Tensor, pos_idx: np.ndarray, valid: np.ndarray, backend: str, first_row: int
+) -> np.ndarray:
     """1-based ranks (C, Pmax) of every hit of a chunk of queries (see :func:`_ranks_from_counts`)."""
     n_rows, pmax = pos_idx.shape
+    num_hits = valid.sum(1)
+    if backend == "numba":
+        ranks, has_nan = _ranking_kernel().hit_ranks(scores, pos_idx, num_hits)
+        if has_nan.any():
+            raise ValueError(f"similarity row {first_row + int(np.flatnonzero(has_nan)[0])} contains NaN")
+        return ranks
     if pmax == 0:
         return np.zeros((n_rows, 0), dtype=np.int64)
-    num_hits = valid.sum(1)
-    if isinstance(scores, torch.Tensor):
+    if backend == "torch":
         index = torch.from_numpy(pos_idx).to(scores.device)
         hits = scores.gather(1, index).masked_fill(~torch.from_numpy(valid).to(scores.device), -float("inf"))
         hit_scores_t = hits.sort(dim=1, descending=True).values
@@ -392,6 +427,7 @@ def _metrics(
     unmatched: str,
     per_query: bool,
     threads: int | None,
+    backend: str,
 ) -> RetrievalMetrics:
     if unmatched not in ("exclude", "zero"):
         raise ValueError(f"unmatched must be 'exclude' or 'zero', got {unmatched!r}")
@@ -403,7 +439,7 @@ def _metrics(
 
     def process(rows: slice, scores: np.ndarray) -> None:
         pos_idx, valid = positives.block(rows)
-        ranks = _hit_ranks(scores, pos_idx, valid)
+        ranks = _hit_ranks(scores, pos_idx, valid, backend, rows.start)
         first[rows], ap[rows], inp[rows] = _query_scores(ranks, positives.num_hits[rows], legacy_ap)
 
     # Chunks are independent and NumPy releases the GIL in its loops: rank them in threads,
@@ -453,11 +489,22 @@ def _num_threads(threads: int | None) -> int:
     return int(threads)
 
 
-def _rows_per_chunk(n_gallery: int, chunk_elements: int | None) -> int:
-    budget = DEFAULT_CHUNK_ELEMENTS if chunk_elements is None else int(chunk_elements)
+def _rows_per_chunk(
+    n_query: int, n_gallery: int, chunk_elements: int | None, backend: str, threads: int | None
+) -> int:
+    """Queries per chunk: within the element budget, in equal chunks, a multiple of ``threads``
+    of them so that no thread is left with a short last chunk."""
+    if chunk_elements is None:
+        budget = NUMBA_CHUNK_ELEMENTS if backend == "numba" else DEFAULT_CHUNK_ELEMENTS
+    else:
+        budget = int(chunk_elements)
     if budget < 1:
         raise ValueError(f"chunk_elements must be positive, got {chunk_elements}")
-    return max(1, min(budget // max(n_gallery, 1), 2**31))
+    budget_rows = max(1, min(budget // max(n_gallery, 1), 2**31))
+    workers = 1 if backend == "torch" and threads is None else _num_threads(threads)
+    n_chunks = -(-max(n_query, 1) // budget_rows)
+    n_chunks = -(-n_chunks // workers) * workers
+    return max(1, -(-n_query // n_chunks))
 
 
 # --------------------------------------------------------------------------- public
@@ -492,8 +539,9 @@ def retrieval_metrics(
         chunk_elements: query x gallery entries processed at once (bounds memory).
         per_query: also return per-query first-hit ranks, APs and INPs.
         threads: chunks ranked in parallel (default: CPU count, at most 8).
-        backend: ``"numpy"`` (CPU), ``"torch"`` (on the scores' device), or ``"auto"``:
-            torch for scores on a GPU, NumPy otherwise. Both give identical results.
+        backend: ``"numba"`` (compiled CPU kernel), ``"numpy"`` (CPU, no compiler),
+            ``"torch"`` (on the scores' device), or ``"auto"``: torch for scores on a GPU,
+            numba otherwise (NumPy if numba is missing). All give identical results.
 
     Returns:
         :class:`RetrievalMetrics` (percentages).
@@ -505,16 +553,17 @@ def retrieval_metrics(
             f"similarity has shape {tuple(similarity.shape)}, expected "
             f"({len(q_ids)}, {len(g_ids)}) = (len(query_ids), len(gallery_ids))"
         )
-    if _use_torch(similarity, backend) and threads is None:
+    backend = _resolve_backend(similarity, backend)
+    if backend == "torch" and threads is None:
         threads = 1  # the device serialises the work anyway
-    step = _rows_per_chunk(len(g_ids), chunk_elements)
+    step = _rows_per_chunk(len(q_ids), len(g_ids), chunk_elements, backend, threads)
 
     def blocks():
         for start in range(0, len(q_ids), step):
             rows = slice(start, min(start + step, len(q_ids)))
             yield rows, _prepare_block(similarity[rows], backend, start)
 
-    return _metrics(blocks(), q_ids, g_ids, _check_ks(ks), legacy_ap, unmatched, per_query, threads)
+    return _metrics(blocks(), q_ids, g_ids, _check_ks(ks), legacy_ap, unmatched, per_query, threads, backend)
 
 
 def retrieval_metrics_from_embeddings(
@@ -561,9 +610,10 @@ def retrieval_metrics_from_embeddings(
     if normalize:
         q = torch.nn.functional.normalize(q, dim=1)
         g = torch.nn.functional.normalize(g, dim=1)
-    if _use_torch(q, backend) and threads is None:
+    backend = _resolve_backend(q, backend)
+    if backend == "torch" and threads is None:
         threads = 1  # the device serialises the work anyway
-    step = _rows_per_chunk(len(g_ids), chunk_elements)
+    step = _rows_per_chunk(len(q_ids), len(g_ids), chunk_elements, backend, threads)
 
     def blocks():
         with torch.no_grad():
@@ -571,9 +621,9 @@ def retrieval_metrics_from_embeddings(
             for start in range(0, len(q_ids), step):
                 rows = slice(start, min(start + step, len(q_ids)))
                 block = q[rows] @ g_t
-                yield rows, block if _use_torch(block, backend) else _to_float32_numpy(block)
+                yield rows, block if backend == "torch" else _to_float32_numpy(block)
 
-    return _metrics(blocks(), q_ids, g_ids, _check_ks(ks), legacy_ap, unmatched, per_query, threads)
+    return _metrics(blocks(), q_ids, g_ids, _check_ks(ks), legacy_ap, unmatched, per_query, threads, backend)
 
 
 def text_image_metrics(
