@@ -8,9 +8,11 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from . import optimize
 from .errors import PlipError
 
 if TYPE_CHECKING:
+    from .models.config import VisionConfig
     from .models.plip_model import PLIPModel
 
 class _PreprocessDataset(torch.utils.data.Dataset):
@@ -48,12 +50,39 @@ def _image_batches(model: "PLIPModel", images: Any, batch_size: int, num_workers
         for start in range(0, len(dataset), batch_size):
             yield torch.stack([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))])
 
+# Largest activation of one CPU forward. glibc serves bigger blocks with mmap and gives them
+# back on free (its adaptive threshold stops at 32 MiB), so every forward would page-fault
+# fresh zeroed memory again: at batch 32 that alone costs plip-rn50 ~40% of its speed on
+# CPU. Below the threshold, freed activations are reused. (benchmarks/bench_encoding.py)
+_CPU_ACTIVATION_BYTES = 16 * 2**20
+
+
+def image_micro_batch(model: "PLIPModel") -> int:
+    """Images per forward on the CPU for ``model`` (see :func:`micro_batch_for`)."""
+    return micro_batch_for(model.config.vision, model.dtype)
+
+
+def micro_batch_for(vision: "VisionConfig", dtype: torch.dtype) -> int:
+    """As many images as keep the largest activation (the first stage's output, ``4 * width``
+    channels at 1/4 resolution) within 16 MiB."""
+    height, width = vision.image_size
+    per_image = 4 * vision.width * (height // 4) * (width // 4) * torch.finfo(dtype).bits // 8
+    return max(1, _CPU_ACTIVATION_BYTES // per_image)
+
+
 @torch.inference_mode()
 def embed_image_batch(model: "PLIPModel", batch: torch.Tensor) -> torch.Tensor:
-    """Forward one preprocessed batch; returns float32 embeddings on the model's device."""
+    """Forward one preprocessed batch; returns float32 embeddings on the model's device.
+
+    On the CPU the batch runs in micro-batches (:func:`image_micro_batch`); results are the
+    same as one forward (eval mode: images do not interact).
+    """
     batch = batch.to(device=model.device, dtype=model.dtype, non_blocking=True)
     batch = batch.contiguous(memory_format=torch.channels_last)
-    return model.visual(batch).float()
+    visual = optimize.image_graph(model, batch) or model.visual
+    if model.device.type != "cpu":
+        return visual(batch).float()
+    return torch.cat([visual(part).float() for part in batch.split(image_micro_batch(model))])
 
 def encode_images(
     model: "PLIPModel", images: Any, *, batch_size: int, normalize: bool, progress: bool, num_workers: int
@@ -82,7 +111,8 @@ def encode_images(
 def embed_token_batch(model: "PLIPModel", input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
     """Forward one tokenised batch; returns float32 embeddings on the model's device."""
     device = model.device
-    features = model.text(input_ids.to(device), attention_mask.to(device))
+    text = optimize.text_module(model) or model.text
+    features = text(input_ids.to(device), attention_mask.to(device))
     return features.embedding.float()
 
 def encode_texts(

@@ -21,3 +21,36 @@ def load_model_from_args(args: argparse.Namespace):
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     return load(args.model, device=device, dtype=args.dtype)
+
+
+def add_optimize_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--optimize", default="auto", choices=["auto", "none", "trace", "compile"],
+        help="image encoder on the CPU: frozen TorchScript graph (trace, ~1 s to build), torch.compile "
+        "(compile, ~15 s, fastest), or eager (none); auto = trace for a float32 CPU model. All exact.",
+    )
+
+
+def apply_optimize(model, args: argparse.Namespace):
+    """Build the image graph that ``--optimize`` asks for; ``auto`` falls back to eager with a note."""
+    import sys
+
+    import torch
+
+    from ..errors import PlipError
+
+    mode = args.optimize
+    if mode == "none":
+        return model
+    cpu_float32 = model.device.type == "cpu" and model.dtype == torch.float32
+    if mode == "auto":
+        if not cpu_float32:
+            return model
+        try:
+            return model.optimize_for_inference(image="trace")
+        except Exception as error:  # pragma: no cover - depends on the torch build
+            print(f"note: image graph not built ({type(error).__name__}: {error}); encoding eagerly", file=sys.stderr)
+            return model
+    if not cpu_float32:
+        raise PlipError(f"--optimize {mode} needs a float32 model on the CPU (got {model.dtype} on {model.device})")
+    return model.optimize_for_inference(image=mode)

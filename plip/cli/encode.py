@@ -11,7 +11,7 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".ti
 
 
 def register(subparsers) -> None:
-    from .common import add_model_args
+    from .common import add_model_args, add_optimize_arg
 
     parser = subparsers.add_parser(
         "encode", help="embed images (a folder or files) into a gallery file",
@@ -25,6 +25,7 @@ def register(subparsers) -> None:
     parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="decoding processes")
     parser.add_argument("--skip-bad", action="store_true", help="skip unreadable images (counted at the end)")
     parser.add_argument("--no-progress", action="store_true")
+    add_optimize_arg(parser)
     parser.set_defaults(func=run)
 
 
@@ -81,10 +82,10 @@ def run(args: argparse.Namespace) -> int:
 
     from ..encoding import embed_image_batch
     from ..gallery import EmbeddingFile, save_embeddings
-    from .common import load_model_from_args
+    from .common import apply_optimize, load_model_from_args
 
     root, rel = find_images(args.images)
-    model = load_model_from_args(args)
+    model = apply_optimize(load_model_from_args(args), args)
     dataset = _SafeImages([os.path.join(root, r) for r in rel], model.preprocess, args.skip_bad)
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=args.batch_size, num_workers=args.workers, collate_fn=_collate

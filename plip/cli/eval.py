@@ -23,7 +23,7 @@ def register(subparsers) -> None:
     from ..data.attributes import ATTRIBUTE_DATASETS
     from ..data.image_reid import IMAGE_REID_DATASETS
     from ..data.textreid import DATASETS
-    from .common import add_model_args
+    from .common import add_model_args, add_optimize_arg
 
     parser = subparsers.add_parser(
         "eval",
@@ -58,6 +58,7 @@ def register(subparsers) -> None:
     parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="image decoding processes")
     parser.add_argument("--out", "-o", help="write the metrics (and run details) to this JSON file")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    add_optimize_arg(parser)
     text = parser.add_argument_group("text retrieval only")
     text.add_argument("--ks", type=int, nargs="+", default=None, help="the K of R@K (default: 1 5 10)")
     text.add_argument("--legacy-ap", action="store_true",
@@ -171,7 +172,7 @@ def _run_text_retrieval(args: argparse.Namespace) -> int:
     from ..data.textreid import load_text_reid
     from ..errors import PlipError
     from ..evaluation.text_retrieval import evaluate_text_to_image
-    from .common import load_model_from_args
+    from .common import apply_optimize, load_model_from_args
 
     args.ks = args.ks or [1, 5, 10]
     if any(k < 1 for k in args.ks):
@@ -180,7 +181,7 @@ def _run_text_retrieval(args: argparse.Namespace) -> int:
     split = load_text_reid(args.dataset, args.root, args.split)
     split.check_files()  # before loading the model: a broken dataset fails fast
     tic = time.perf_counter()
-    model = load_model_from_args(args)
+    model = apply_optimize(load_model_from_args(args), args)
     load_seconds = time.perf_counter() - tic
     result = evaluate_text_to_image(
         model, split,
@@ -217,7 +218,7 @@ def _run_text_retrieval(args: argparse.Namespace) -> int:
             "metrics": {d: result[d] for d in ("t2i", "i2t") if d in result},
             "settings": {
                 "ks": args.ks, "legacy_ap": args.legacy_ap, "batch_size": args.batch_size,
-                "text_batch_size": args.text_batch_size, "workers": args.workers,
+                "text_batch_size": args.text_batch_size, "workers": args.workers, "optimize": args.optimize,
                 "device": str(getattr(model, "device", args.device)), "dtype": str(getattr(model, "dtype", torch.float32)).replace("torch.", ""),
             },
             "seconds": result["seconds"],
