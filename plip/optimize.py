@@ -15,7 +15,8 @@ Two independent options, both on the CPU in float32:
   int8 quantisation (``torch.ao.quantization.quantize_dynamic``: int8 weights, activations
   quantised per batch). About 3x the texts/s of the float32 model; embeddings keep a cosine
   similarity of about 0.999 with the float32 ones (``benchmarks/bench_encoding.py`` prints
-  both).
+  both). Activation scales are taken per batch, so a caption's embedding also varies a
+  little (same order of error) with the captions it is batched with.
 
 The graphs hold their own copy of the weights. Each use first checks that the model's
 parameters and buffers are the same tensors at the same version as when the graphs were
