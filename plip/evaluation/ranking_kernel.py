@@ -1,9 +1,9 @@
 """The compiled ranking kernel behind :func:`plip.evaluation.retrieval_metrics` on the CPU.
 
 For every query of a score block it finds the scores of the query's hits (sorted, best
-first) and, per hit, how many gallery items score at least as high — everything the
-metrics need — in one fused loop over the block, compiled with `numba
-<https://numba.pydata.org>`_. The NumPy formulation of the same computation needs several
+first), counts per hit how many gallery items score at least as high, and turns the counts
+into 1-based hit ranks with the documented tie rule: everything the metrics need, in one
+fused loop per query row, compiled with `numba <https://numba.pydata.org>`_. The NumPy formulation of the same computation needs several
 passes over the block plus temporary masks; this one reads each score row from memory once
 and counts in registers while the row sits in the L1 cache, which is what makes metrics at
 CUHK-PEDES size take milliseconds (``benchmarks/bench_metrics.py``).
@@ -51,10 +51,11 @@ def _njit(**options):
 # wide instead of 16 and made the counting compute-bound. ``reassoc`` lets the float
 # sums vectorise; comparisons, and so NaN detection, keep IEEE semantics.
 @_njit(nogil=True, cache=True, boundscheck=False, fastmath={"reassoc"})
-def _count_at_least(row, thresholds, first, count_nan, segment_length, at_least_row):  # pragma: no cover - compiled
+def _count_at_least(row, thresholds, first, segment_length, at_least_row):  # pragma: no cover - compiled
     """``at_least_row[first + i] = #(row >= thresholds[first + i])`` for 4 thresholds in
-    one pass (NaN pads a missing threshold: nothing is >= NaN); returns the number of
-    NaN items in the row if ``count_nan`` (else 0)."""
+    one pass (NaN pads a missing threshold: nothing is >= NaN); returns the number of NaN
+    items in the row (counted on every pass: only the first needs it, but a second copy of
+    the loop would cost more to keep than the one extra lane)."""
     one = np.float32(1.0)
     zero = np.float32(0.0)
     nan = np.float32(np.nan)
@@ -67,21 +68,13 @@ def _count_at_least(row, thresholds, first, count_nan, segment_length, at_least_
     for start in range(0, len(row), segment_length):
         segment = row[start : start + segment_length]
         c0 = c1 = c2 = c3 = c_nan = zero
-        if count_nan:
-            for g in range(len(segment)):
-                s = segment[g]
-                c0 += one if s >= t0 else zero
-                c1 += one if s >= t1 else zero
-                c2 += one if s >= t2 else zero
-                c3 += one if s >= t3 else zero
-                c_nan += one if s != s else zero
-        else:
-            for g in range(len(segment)):
-                s = segment[g]
-                c0 += one if s >= t0 else zero
-                c1 += one if s >= t1 else zero
-                c2 += one if s >= t2 else zero
-                c3 += one if s >= t3 else zero
+        for g in range(len(segment)):
+            s = segment[g]
+            c0 += one if s >= t0 else zero
+            c1 += one if s >= t1 else zero
+            c2 += one if s >= t2 else zero
+            c3 += one if s >= t3 else zero
+            c_nan += one if s != s else zero
         total0 += int(c0)
         total1 += int(c1)
         total2 += int(c2)
@@ -91,6 +84,7 @@ def _count_at_least(row, thresholds, first, count_nan, segment_length, at_least_
         if first + i < n:
             at_least_row[first + i] = c
     return total_nan
+
 
 @_njit(nogil=True, cache=True, boundscheck=False)
 def _kernel(scores, pos_idx, num_hits, max_hits_for_passes, segment_length, ranks, has_nan):  # pragma: no cover - compiled
@@ -105,7 +99,7 @@ def _kernel(scores, pos_idx, num_hits, max_hits_for_passes, segment_length, rank
         hits = hits_buffer[:p]
         at_least = at_least_buffer[:p]
         if p == 0:
-            has_nan[r] = _count_at_least(row, hits, 0, True, segment_length, at_least) > 0
+            has_nan[r] = _count_at_least(row, hits, 0, segment_length, at_least) > 0
             continue
         if p <= max_hits_for_passes:
             for j in range(p):  # insertion sort, descending: p is small here
@@ -115,9 +109,9 @@ def _kernel(scores, pos_idx, num_hits, max_hits_for_passes, segment_length, rank
                     hits[k] = hits[k - 1]
                     k -= 1
                 hits[k] = value
-            n_nan = _count_at_least(row, hits, 0, True, segment_length, at_least)
+            n_nan = _count_at_least(row, hits, 0, segment_length, at_least)
             for first in range(4, p, 4):
-                _count_at_least(row, hits, first, False, segment_length, at_least)
+                _count_at_least(row, hits, first, segment_length, at_least)
         else:
             for j in range(p):
                 hits[j] = row[pos_idx[r, j]]
