@@ -79,7 +79,9 @@ def embed_image_batch(model: "PLIPModel", batch: torch.Tensor) -> torch.Tensor:
     """
     batch = batch.to(device=model.device, dtype=model.dtype, non_blocking=True)
     batch = batch.contiguous(memory_format=torch.channels_last)
-    visual = optimize.image_graph(model, batch) or model.visual
+    visual = optimize.image_graph(model, batch)
+    if visual is None:
+        visual = model.visual
     if model.device.type != "cpu":
         return visual(batch).float()
     return torch.cat([visual(part).float() for part in batch.split(image_micro_batch(model))])
@@ -111,7 +113,9 @@ def encode_images(
 def embed_token_batch(model: "PLIPModel", input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
     """Forward one tokenised batch; returns float32 embeddings on the model's device."""
     device = model.device
-    text = optimize.text_module(model) or model.text
+    text = optimize.text_module(model)
+    if text is None:
+        text = model.text
     features = text(input_ids.to(device), attention_mask.to(device))
     return features.embedding.float()
 

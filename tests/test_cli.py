@@ -54,6 +54,23 @@ def test_encode_then_search_with_html(tiny_folder, person_images, tmp_path, caps
     assert len(sources) == 3 and all((html_path.parent / src).resolve().is_file() for src in sources)
 
 
+def test_encode_optimize_modes(tiny_folder, person_images, tmp_path, capsys):
+    """--optimize auto (the default, a frozen image graph) and none give the same gallery;
+    an explicit mode on a bfloat16 model is a one-line error naming the dtype."""
+    gallery_dir = person_images[0].parent
+    files = {}
+    for mode in ("auto", "none"):
+        files[mode] = tmp_path / f"{mode}.safetensors"
+        assert main(["encode", "--model", str(tiny_folder), "--images", str(gallery_dir), "--out", str(files[mode]),
+                     "--workers", "0", "--no-progress", "--optimize", mode]) == 0
+    torch.testing.assert_close(load_embeddings(files["auto"]).embeddings, load_embeddings(files["none"]).embeddings,
+                               rtol=0, atol=1e-5)
+    capsys.readouterr()
+    assert main(["encode", "--model", str(tiny_folder), "--images", str(gallery_dir), "--out", str(tmp_path / "x.st"),
+                 "--workers", "0", "--dtype", "bfloat16", "--optimize", "trace"]) == 2
+    assert "torch.bfloat16" in capsys.readouterr().err
+
+
 def test_encode_bad_image_fails_or_is_skipped(tiny_folder, person_images, tmp_path, capsys):
     bad = person_images[0].parent / "broken.jpg"
     bad.write_bytes(b"\x00garbage")

@@ -32,25 +32,21 @@ def add_optimize_arg(parser: argparse.ArgumentParser) -> None:
 
 
 def apply_optimize(model, args: argparse.Namespace):
-    """Build the image graph that ``--optimize`` asks for; ``auto`` falls back to eager with a note."""
+    """Build the image graph that ``--optimize`` asks for (an explicit mode on a model that is
+    not float32 on the CPU is a PlipError); ``auto`` falls back to eager with a note."""
     import sys
 
     import torch
 
-    from ..errors import PlipError
-
     mode = args.optimize
     if mode == "none":
         return model
-    cpu_float32 = model.device.type == "cpu" and model.dtype == torch.float32
-    if mode == "auto":
-        if not cpu_float32:
-            return model
-        try:
-            return model.optimize_for_inference(image="trace")
-        except Exception as error:  # pragma: no cover - depends on the torch build
-            print(f"note: image graph not built ({type(error).__name__}: {error}); encoding eagerly", file=sys.stderr)
-            return model
-    if not cpu_float32:
-        raise PlipError(f"--optimize {mode} needs a float32 model on the CPU (got {model.dtype} on {model.device})")
-    return model.optimize_for_inference(image=mode)
+    if mode != "auto":
+        return model.optimize_for_inference(image=mode)
+    if model.device.type != "cpu" or model.dtype != torch.float32:
+        return model
+    try:
+        return model.optimize_for_inference(image="trace")
+    except Exception as error:  # pragma: no cover - depends on the torch build
+        print(f"note: image graph not built ({type(error).__name__}: {error}); encoding eagerly", file=sys.stderr)
+        return model
