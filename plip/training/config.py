@@ -28,7 +28,6 @@ import dataclasses
 import difflib
 import functools
 import os
-import tempfile
 import types
 import typing
 from dataclasses import dataclass, field
@@ -38,6 +37,7 @@ from typing import Any, Literal, Mapping, Sequence, TypeVar, Union
 import yaml
 
 from ..errors import ConfigError
+from ..utils.io import atomic_write_text
 
 __all__ = [
     "ModelConfig",
@@ -681,25 +681,3 @@ def dump_config(cfg: Any) -> str:
 def save_config(cfg: Any, path: str | os.PathLike) -> None:
     """Write the resolved config to ``path`` (YAML) atomically."""
     atomic_write_text(path, dump_config(cfg))
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the usual permissions
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
