@@ -160,10 +160,11 @@ def main() -> None:
         return
 
     import plip
-    from plip.models import PLIPConfig, PLIPModel
+    from plip import PLIPModel, create_model
+from plip.models import PLIPConfig
 
     torch.manual_seed(0)
-    PLIPModel(PLIPConfig.rn50()).save_pretrained(MODEL_DIR)
+    create_model(PLIPConfig.rn50()).save_pretrained(MODEL_DIR)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, plip {plip.__version__}; "
           f"{args.texts} captions, {args.images} images 256x128; best of {args.rounds} fresh processes each")
     rates: dict[str, float] = {}

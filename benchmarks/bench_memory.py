@@ -44,11 +44,12 @@ def main() -> None:
     from PIL import Image
 
     import plip
-    from plip.models import PLIPConfig, PLIPModel
+    from plip import PLIPModel, create_model
+from plip.models import PLIPConfig
 
     with tempfile.TemporaryDirectory() as tmp:
         config = PLIPConfig.rn50() if args.full else PLIPConfig.tiny(image_size=(256, 128))
-        PLIPModel(config).save_pretrained(os.path.join(tmp, "model"))
+        create_model(config).save_pretrained(os.path.join(tmp, "model"))
         image_dir = os.path.join(tmp, "images")
         os.makedirs(image_dir)
         rng = np.random.default_rng(0)

@@ -41,7 +41,7 @@ def main() -> None:
             model = plip.load(args.model)
         else:
             print("No --model given: using a randomly initialised tiny PLIP (results are meaningless).")
-            plip.PLIPModel(plip.PLIPConfig.tiny(image_size=(256, 128))).save_pretrained(tmp / "tiny")
+            plip.create_model(plip.PLIPConfig.tiny(image_size=(256, 128))).save_pretrained(tmp / "tiny")
             model = plip.load(tmp / "tiny")
         print(f"model: {model.name_or_path}, embedding size {model.embed_dim}")
         print(f"preprocess: {model.preprocess}")

@@ -4,19 +4,33 @@
 >>> model = plip.load("plip-rn50")
 >>> gallery = model.encode_image(["a.jpg", "b.jpg"])
 >>> hits = model.retrieve("a woman with a red backpack", gallery=gallery, top_k=5)
+
+``import plip`` stays light: the downstream models, timm, training and integrations load on
+first use (``plip.backbone(...)`` or ``import plip.timm`` registers the timm models).
 """
 
+from typing import Any
+
 from .errors import PlipError
-from .hub import list_models, load
-from .models import PLIPConfig, PLIPModel
-from .retrieval import RetrievalResult, retrieve
+from .hub import list_models
+from .inference import PLIPModel, RetrievalResult, create_model, load, retrieve
+from .models import PLIP_MEAN, PLIP_STD, PLIPConfig
 from .tokenizer import PLIPTokenizer
 from .version import __version__
 
-# Last: importing plip.downstream also registers plip_rn50 with timm.
-from .downstream.backbone import backbone  # noqa: E402
-
 __all__ = [
-    "load", "list_models", "retrieve", "RetrievalResult", "backbone",
-    "PLIPModel", "PLIPConfig", "PLIPTokenizer", "PlipError", "__version__",
+    "load", "create_model", "list_models", "retrieve", "RetrievalResult", "backbone",
+    "PLIPModel", "PLIPConfig", "PLIPTokenizer", "PlipError", "PLIP_MEAN", "PLIP_STD", "__version__",
 ]
+
+
+def backbone(*args: Any, **kwargs: Any):
+    """The PLIP image encoder as a ReID / attribute backbone: :func:`plip.downstream.backbone.backbone`.
+
+    The first call imports :mod:`plip.downstream` and registers the PLIP models with timm.
+    """
+    from .downstream.backbone import backbone as build
+
+    return build(*args, **kwargs)
+
+

@@ -12,7 +12,6 @@ from typing import Sequence
 import torch
 from tokenizers import Tokenizer, decoders, normalizers, pre_tokenizers, processors
 from tokenizers.models import WordPiece
-from transformers import PreTrainedTokenizerFast
 
 from .errors import PlipError
 
@@ -39,12 +38,21 @@ class PLIPTokenizer:
             raise PlipError(f"tokenizer vocabulary not found: {vocab_file}")
         self.vocab_file = vocab_file
         self.backend = build_wordpiece(vocab_file)
-        self.hf = PreTrainedTokenizerFast(
-            tokenizer_object=self.backend, unk_token="[UNK]", sep_token="[SEP]", pad_token="[PAD]",
-            cls_token="[CLS]", mask_token="[MASK]", model_max_length=1_000_000, do_lower_case=True,
-        )
+        self._hf = None
         self.max_length = max_length
         self._warned_truncation = False
+
+    @property
+    def hf(self):
+        """The ``transformers.PreTrainedTokenizerFast`` view of this tokenizer (built on first use)."""
+        if self._hf is None:
+            from transformers import PreTrainedTokenizerFast  # first use: keeps import plip light
+
+            self._hf = PreTrainedTokenizerFast(
+                tokenizer_object=self.backend, unk_token="[UNK]", sep_token="[SEP]", pad_token="[PAD]",
+                cls_token="[CLS]", mask_token="[MASK]", model_max_length=1_000_000, do_lower_case=True,
+            )
+        return self._hf
 
     # -- token ids ------------------------------------------------------------------------
     @property
@@ -53,19 +61,19 @@ class PLIPTokenizer:
 
     @property
     def pad_token_id(self) -> int:
-        return self.hf.pad_token_id
+        return self.backend.token_to_id("[PAD]")
 
     @property
     def mask_token_id(self) -> int:
-        return self.hf.mask_token_id
+        return self.backend.token_to_id("[MASK]")
 
     @property
     def cls_token_id(self) -> int:
-        return self.hf.cls_token_id
+        return self.backend.token_to_id("[CLS]")
 
     @property
     def sep_token_id(self) -> int:
-        return self.hf.sep_token_id
+        return self.backend.token_to_id("[SEP]")
 
     # -- encoding -------------------------------------------------------------------------
     def encode(self, texts: Sequence[str]) -> list[list[int]]:

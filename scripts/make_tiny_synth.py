@@ -102,7 +102,7 @@ def main() -> None:
     work = Path(args.work)
     run_dir = Path(args.run_dir) if args.run_dir else work / "run"
     data = work / "synth-train"
-    plip_cmd = [sys.executable, "-m", "plip.cli.main"]
+    plip_cmd = [sys.executable, "-m", "plip.app.cli.main"]
     if not args.skip_train:
         if not (data / "synthpedes_dataset.json").exists():
             run(*plip_cmd, "synth", "--out", str(data), "--identities", "1000", "--images-per-id", "4",

@@ -29,10 +29,10 @@ def _randomise_batchnorm(model: torch.nn.Module, generator: torch.Generator) -> 
 
 @pytest.fixture(scope="session")
 def tiny_model(tiny_config):
-    from plip.models import PLIPModel
+    import plip
 
     torch.manual_seed(0)
-    model = PLIPModel(tiny_config)
+    model = plip.create_model(tiny_config)
     with torch.no_grad():
         _randomise_batchnorm(model, torch.Generator().manual_seed(1))
     return model.eval()

@@ -51,9 +51,10 @@ def test_attention_pooled_backbone_equals_plip_load(tiny_folder):
     net = plip.backbone(tiny_folder, attn_pool=True).eval()
     with torch.no_grad():
         torch.testing.assert_close(net(X_TINY), model.visual(X_TINY), rtol=1e-5, atol=1e-6)  # load() uses channels_last
-        stages = net.forward_features(X_TINY).stages
-        for ours, ref in zip(stages, model.visual.forward_stages(X_TINY)):
+        stages = net.forward_intermediates(X_TINY, intermediates_only=True)
+        for ours, ref in zip(stages, model.visual.forward_intermediates(X_TINY, intermediates_only=True)):
             torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(net.forward_features(X_TINY), stages[-1], rtol=0, atol=0)
 
 
 def test_last_stride_1_doubles_layer4_and_keeps_weights(tiny_folder):
@@ -171,21 +172,31 @@ def test_attention_pool_backbone_at_another_size_resizes_with_a_warning(tiny_fol
 
 
 # -- timm ------------------------------------------------------------------------------------------
-def test_timm_features_only_gives_the_stage_maps(tiny_folder, tiny_model, tiny_official_checkpoint):
-    """features_only returns the four stage maps of plip.load's encoder; feature_info matches them."""
+@pytest.fixture(scope="module")
+def synth_model():
+    """The shipped plip-tiny-synth: timm's ``plip_tiny_synth`` entry has its architecture and weights."""
+    return plip.load("plip-tiny-synth")
+
+
+def test_timm_features_only_gives_the_stage_maps(synth_model, tmp_path):
+    """features_only returns the four stage maps of plip.load's encoder (shipped file, and the
+    same weights in the official checkpoint layout); feature_info matches them."""
     import timm
 
+    import plip.timm  # noqa: F401  (registers)
+
+    official = tmp_path / "PLIP_SYNTH.pth.tar"
+    torch.save({"ImgEncoder_state_dict": synth_model.visual.state_dict(),
+                "TxtEncoder_state_dict": synth_model.text.state_dict()}, official)
     with torch.no_grad():
-        reference = tiny_model.visual.forward_stages(X_TINY)
-    for weights in (tiny_folder / "model.safetensors", tiny_official_checkpoint):
-        net = timm.create_model(
-            "plip_tiny_test", pretrained=True, features_only=True, pretrained_cfg_overlay=dict(file=str(weights))
-        ).eval()
+        reference = synth_model.visual.forward_intermediates(X_TINY, intermediates_only=True)
+    for overlay in ({}, dict(pretrained_cfg_overlay=dict(file=str(official)))):
+        net = timm.create_model("plip_tiny_synth", pretrained=True, features_only=True, **overlay).eval()
         with torch.no_grad():
             maps = net(X_TINY)
         assert len(maps) == 4
         for ours, ref in zip(maps, reference):
-            torch.testing.assert_close(ours, ref, rtol=0, atol=0)
+            torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-5)  # plip.load runs channels_last
         assert net.feature_info.channels() == [m.shape[1] for m in maps]
         assert net.feature_info.reduction() == [64 // m.shape[2] for m in maps]
 
@@ -216,7 +227,7 @@ def test_timm_eval_transform_is_plip_preprocessing():
 
     from plip.data.transforms import ImagePreprocess
 
-    net = timm.create_model("plip_tiny_test")
+    net = timm.create_model("plip_tiny_synth")
     transform = timm.data.create_transform(**timm.data.resolve_data_config({}, model=net))
     rng = np.random.default_rng(0)
     image = Image.fromarray(rng.integers(0, 256, (150, 61, 3), dtype=np.uint8))
@@ -224,20 +235,23 @@ def test_timm_eval_transform_is_plip_preprocessing():
     torch.testing.assert_close(transform(image), ours, rtol=0, atol=1e-6)
 
 
-def test_timm_classifier_head_and_other_input_size(tiny_folder, tiny_model):
+def test_timm_classifier_head_and_other_input_size(synth_model):
+    """timm's contract: num_features = forward_features channels, head_hidden_size = pre-logits
+    width; an img_size override is reflected in pretrained_cfg."""
     import timm
 
-    file = dict(file=str(tiny_folder / "model.safetensors"))
-    net = timm.create_model("plip_tiny_test", pretrained=True, pretrained_cfg_overlay=file).eval()
+    net = timm.create_model("plip_tiny_synth", pretrained=True).eval()
     with torch.no_grad():
-        torch.testing.assert_close(net(X_TINY), tiny_model.visual(X_TINY), rtol=0, atol=0)
-    net = timm.create_model("plip_tiny_test", pretrained=True, num_classes=7, global_pool="avg",
-                            pretrained_cfg_overlay=file)
+        torch.testing.assert_close(net(X_TINY), synth_model.visual(X_TINY), rtol=1e-5, atol=1e-5)
+    assert net.num_features == net.forward_features(X_TINY).shape[1] == 512
+    assert net.head_hidden_size == 64
+    net = timm.create_model("plip_tiny_synth", pretrained=True, num_classes=7, global_pool="avg")
     assert net(X_TINY).shape == (2, 7)
-    assert net.forward_head(net.forward_features(X_TINY), pre_logits=True).shape == (2, 256)
+    assert net.forward_head(net.forward_features(X_TINY), pre_logits=True).shape == (2, 512)
     with pytest.warns(ResizedPositionalEmbeddingWarning):
-        net = timm.create_model("plip_tiny_test", pretrained=True, img_size=(96, 32), pretrained_cfg_overlay=file)
-    assert net(torch.randn(2, 3, 96, 32)).shape == (2, 32)
+        net = timm.create_model("plip_tiny_synth", pretrained=True, img_size=(96, 32))
+    assert net(torch.randn(2, 3, 96, 32)).shape == (2, 64)
+    assert net.pretrained_cfg["input_size"] == (3, 96, 32) and net.pretrained_cfg["pool_size"] == (3, 1)
 
 
 def test_backbone_is_a_modified_resnet_with_official_key_names(tiny_config):

@@ -22,7 +22,8 @@ from plip.downstream import (
     positive_ratio,
 )
 from plip.errors import ConfigError
-from plip.models import PLIPConfig, PLIPModel
+from plip import PLIPModel, create_model
+from plip.models import PLIPConfig
 
 
 def _mgn_config() -> PLIPConfig:
@@ -201,7 +202,7 @@ def test_mgn_branches_shapes_and_weights(tmp_path):
     """Shared trunk = stem..layer3[0]; branch 0 keeps layer4's stride 2, the part branches use
     stride 1 (identity average pools); all start from the pretrained layer3[1:] / layer4."""
     config = _mgn_config()
-    source = PLIPModel(config)
+    source = create_model(config)
     source.save_pretrained(tmp_path / "m")
     model = MGN.from_pretrained(tmp_path / "m", num_classes=6, image_size=(96, 32))
     assert model.load_report.missing_keys == []

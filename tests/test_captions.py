@@ -15,7 +15,7 @@ import re
 import numpy as np
 import pytest
 
-from plip.cli.main import main
+from plip.app.cli.main import main
 from plip.data.attribute_vocab import (
     LABEL_SETS,
     PA100K_ATTRIBUTES,

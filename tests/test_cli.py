@@ -10,8 +10,8 @@ import pytest
 import torch
 
 import plip
-from plip.cli.main import main
-from plip.gallery import load_embeddings
+from plip.app.cli.main import main
+from plip.inference.embedding_files import load_embeddings
 
 
 def test_models_lists_the_registry(capsys):
@@ -94,5 +94,5 @@ def test_missing_inputs_give_one_line_errors(tiny_folder, tmp_path, capsys):
 
 
 def test_console_script_help():
-    result = subprocess.run([sys.executable, "-m", "plip.cli.main", "encode", "--help"], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-m", "plip.app.cli.main", "encode", "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "--skip-bad" in result.stdout

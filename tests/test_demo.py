@@ -20,12 +20,12 @@ import pytest
 import torch
 from PIL import Image
 
-from plip.cli.main import main
+from plip.app.cli.main import main
 from plip.data.synthetic import generate_dataset
 from plip.data.textreid import load_text_reid
-from plip.demo import detect_dataset, run_demo, select_queries, synthetic_caption_styles
+from plip.app.demo import detect_dataset, run_demo, select_queries, synthetic_caption_styles
 from plip.evaluation.text_retrieval import evaluate_text_to_image
-from plip.visualize import HIT_COLOUR, MISS_COLOUR, UNKNOWN_COLOUR, ContactSheetLayout
+from plip.app.visualize import HIT_COLOUR, MISS_COLOUR, UNKNOWN_COLOUR, ContactSheetLayout
 
 IDS, SHOTS = 12, 2  # a gallery of 24 images, about 60 captions: a few seconds
 
@@ -294,7 +294,7 @@ def test_rerun_replaces_output_and_leaves_no_partial_folder(tiny_folder, tmp_pat
     assert main(base + ["-q", "second"]) == 0
     assert json.loads((out / "demo.json").read_text())["queries"][0]["text"] == "second"
 
-    import plip.demo as demo
+    import plip.app.demo as demo
 
     def broken(*args, **kwargs):
         raise demo.DataError("simulated failure while drawing")

@@ -15,7 +15,8 @@ import torch
 from plip.downstream import BoT, load_model
 from plip.downstream.tasks import BoTConfig, MGNConfig, PARConfig
 from plip.errors import ConfigError
-from plip.models import PLIPConfig, PLIPModel
+from plip import PLIPModel, create_model
+from plip.models import PLIPConfig
 from plip.training import get_task, list_tasks, load_config, train
 
 
@@ -53,7 +54,7 @@ def tiny_plip_folder(tmp_path_factory):
     config.vision.layers = (1, 1, 2, 1)  # two layer3 blocks, so MGN's branches copy layer3[1:]
     folder = tmp_path_factory.mktemp("plip") / "tiny"
     torch.manual_seed(0)
-    PLIPModel(config.validate()).save_pretrained(folder)
+    create_model(config.validate()).save_pretrained(folder)
     return folder
 
 
@@ -120,7 +121,7 @@ def test_plip_train_bot_end_to_end(market, tiny_plip_folder, tmp_path):
 
 def test_plip_train_cli_with_the_shipped_recipe(market, tiny_plip_folder, tmp_path):
     """`plip train bot --config bot_market1501 key=value ...` as a user runs it."""
-    from plip.cli.main import main
+    from plip.app.cli.main import main
 
     out = tmp_path / "cli"
     code = main(["train", "bot", "--config", "bot_market1501", f"data.root={market}",

@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 import plip
-from plip.cli.main import main
+from plip.app.cli.main import main
 from plip.data.textreid import load_text_reid
 from plip.evaluation.retrieval_metrics import retrieval_metrics
 from plip.evaluation.text_retrieval import evaluate_text_to_image, model_fingerprint

@@ -17,7 +17,7 @@ import pytest
 import torch
 from PIL import Image
 
-from plip.cli.main import main
+from plip.app.cli.main import main
 from plip.data.attributes import read_attribute_dataset
 from plip.data.image_reid import read_image_reid
 from plip.downstream import AttributeRecognizer, BoT, load_model, save_model

@@ -15,7 +15,8 @@ import torch
 import torch.nn.functional as F
 
 from plip.errors import ConfigError
-from plip.models import PLIPConfig, PLIPModel
+from plip import PLIPModel, create_model
+from plip.models import PLIPConfig
 
 KEYS_FILE = Path(__file__).parent / "data" / "official_checkpoint_keys.tsv"
 
@@ -34,7 +35,7 @@ def official_keys() -> dict[str, str]:
 @pytest.fixture(scope="module")
 def rn50():
     torch.manual_seed(0)
-    return PLIPModel(PLIPConfig.rn50()).eval()
+    return create_model(PLIPConfig.rn50()).eval()
 
 
 def test_rn50_has_exactly_the_official_keys_and_shapes(rn50):
@@ -47,10 +48,12 @@ def test_rn50_has_exactly_the_official_keys_and_shapes(rn50):
 
 def test_rn50_stage_maps_match_the_paper(rn50):
     with torch.inference_mode():
-        features = rn50.visual.forward_features(torch.randn(1, 3, 256, 128))
-    shapes = [tuple(s.shape[1:]) for s in features.stages]
+        final, stages = rn50.visual.forward_intermediates(torch.randn(1, 3, 256, 128))
+        embedding = rn50.visual.forward_head(final)
+    shapes = [tuple(s.shape[1:]) for s in stages]
     assert shapes == [(256, 64, 32), (512, 32, 16), (1024, 16, 8), (2048, 8, 4)]
-    assert features.embedding.shape == (1, 768)
+    assert final is stages[-1] and embedding.shape == (1, 768)
+    assert rn50.visual.num_features == 2048 and rn50.visual.head_hidden_size == 768
 
 
 def _bn(x, state, prefix):
@@ -109,7 +112,7 @@ def test_image_forward_equals_functional_clip_reference(tiny_model):
 def test_image_forward_reference_with_deeper_config():
     config = PLIPConfig.tiny(image_size=(96, 64))
     config.vision.layers = (2, 1, 2, 1)
-    model = PLIPModel(config.validate()).eval()
+    model = create_model(config.validate()).eval()
     x = torch.randn(2, 3, 96, 64)
     with torch.inference_mode():
         torch.testing.assert_close(
@@ -136,7 +139,7 @@ def test_text_embedding_is_bert_pooler_output(tiny_model):
 
 def test_mean_pooling_averages_real_tokens_only(tiny_config):
     config = PLIPConfig.from_dict({**tiny_config.to_dict(), "text": {**tiny_config.to_dict()["text"], "pooling": "mean"}})
-    model = PLIPModel(config).eval()
+    model = create_model(config).eval()
     batch = model.tokenizer(["short", "a much longer caption about a person"])
     with torch.inference_mode():
         features = model.text(batch["input_ids"], batch["attention_mask"])
@@ -147,10 +150,10 @@ def test_mean_pooling_averages_real_tokens_only(tiny_config):
 def test_last_stride_one_keeps_layer4_at_one_sixteenth():
     config = PLIPConfig.tiny()
     config.vision.last_stride = 1
-    model = PLIPModel(config.validate()).eval()
+    model = create_model(config.validate()).eval()
     with torch.inference_mode():
-        features = model.visual.forward_features(torch.randn(1, 3, 64, 32))
-    assert features.stages[3].shape[-2:] == (4, 2)
+        layer4 = model.visual.forward_features(torch.randn(1, 3, 64, 32))
+    assert layer4.shape[-2:] == (4, 2)
     assert model.visual.attnpool.positional_embedding.shape[0] == 4 * 2 + 1
 
 

@@ -1,4 +1,4 @@
-"""Opt-in inference graphs (plip.optimize) and CPU micro-batching.
+"""Opt-in inference graphs (plip.inference.graphs) and CPU micro-batching.
 
 Reference: the eager model's own forward on the same weights and inputs. The exact paths
 (frozen TorchScript graph, torch.compile) must match it to float32 rounding; int8 text is
@@ -13,10 +13,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import plip.encoding as encoding
-from plip import optimize
+import plip.inference.micro_batch as micro_batch
+from plip.inference import graphs
 from plip.errors import PlipError
-from plip.models import PLIPConfig, PLIPModel
+from plip import PLIPModel, create_model
+from plip.models import PLIPConfig
 
 CAPTIONS = [
     "a man in a red coat",
@@ -29,7 +30,7 @@ CAPTIONS = [
 @pytest.fixture()
 def model() -> PLIPModel:
     torch.manual_seed(0)
-    m = PLIPModel(PLIPConfig.tiny()).eval()
+    m = create_model(PLIPConfig.tiny()).eval()
     # non-trivial batch-norm statistics, so that folding them into the convolutions matters
     for module in m.visual.modules():
         if isinstance(module, torch.nn.BatchNorm2d):
@@ -53,27 +54,27 @@ def test_traced_image_graph_equals_eager(model):
     batch = images(7, model)
     reference = eager_embeddings(model, batch)
     model.optimize_for_inference()
-    assert optimize.is_optimized(model)
+    assert graphs.is_optimized(model)
     for n in (1, 2, 7):  # batch sizes other than the traced one
         torch.testing.assert_close(model.encode_image(batch[:n], batch_size=3), reference[:n], atol=1e-5, rtol=0)
-    assert optimize.image_graph(model, torch.zeros(1, 3, 32, 32)) is None  # another size: eager
+    assert graphs.image_graph(model, torch.zeros(1, 3, 32, 32)) is None  # another size: eager
 
 
 def test_micro_batches_equal_one_forward(model, monkeypatch):
     batch = images(9, model)
     reference = eager_embeddings(model, batch)
     per_image = 4 * model.config.vision.width * (64 // 4) * (32 // 4) * 4
-    monkeypatch.setattr(encoding, "_CPU_ACTIVATION_BYTES", 2 * per_image)
-    assert encoding.image_micro_batch(model) == 2
+    monkeypatch.setattr(micro_batch, "_CPU_ACTIVATION_BYTES", 2 * per_image)
+    assert micro_batch.image_micro_batch(model) == 2
     torch.testing.assert_close(model.encode_image(batch, batch_size=9), reference, atol=1e-6, rtol=0)
-    monkeypatch.setattr(encoding, "_CPU_ACTIVATION_BYTES", 1)
-    assert encoding.image_micro_batch(model) == 1
+    monkeypatch.setattr(micro_batch, "_CPU_ACTIVATION_BYTES", 1)
+    assert micro_batch.image_micro_batch(model) == 1
 
 
 def test_full_size_micro_batch_stays_under_mmap_threshold():
     """plip-rn50's largest activation (256 x 64 x 32 floats = 2 MiB per image) -> 8 images."""
-    assert encoding.micro_batch_for(PLIPConfig.rn50().vision, torch.float32) == 8
-    assert encoding.micro_batch_for(PLIPConfig.rn50().vision, torch.bfloat16) == 16
+    assert micro_batch.micro_batch_for(PLIPConfig.rn50().vision, torch.float32) == 8
+    assert micro_batch.micro_batch_for(PLIPConfig.rn50().vision, torch.bfloat16) == 16
 
 
 def test_graphs_are_dropped_when_weights_change(model):
@@ -84,10 +85,10 @@ def test_graphs_are_dropped_when_weights_change(model):
     with pytest.warns(UserWarning, match="weights, dtype or device changed"):
         got = model.encode_image(batch)
     torch.testing.assert_close(got, eager_embeddings(model, batch), atol=1e-6, rtol=0)
-    assert not optimize.is_optimized(model)
+    assert not graphs.is_optimized(model)
 
     model.optimize_for_inference()
-    other = PLIPModel(PLIPConfig.tiny()).eval()
+    other = create_model(PLIPConfig.tiny()).eval()
     model.load_state_dict(other.state_dict())
     with pytest.warns(UserWarning, match="changed"):
         got = model.encode_image(batch)
@@ -114,7 +115,7 @@ def test_int8_text_is_close_to_float32():
     captions = [c for c in CAPTIONS if c] + ["a child in a yellow raincoat with green boots", "an old man with a cane"]
     reference = trained.encode_text(captions)
     trained.optimize_for_inference(image=False, text="int8")
-    assert optimize.image_graph(trained, torch.zeros(1, 3, *trained.config.vision.image_size)) is None
+    assert graphs.image_graph(trained, torch.zeros(1, 3, *trained.config.vision.image_size)) is None
     quantized = trained.encode_text(captions)
     cosine = (reference * quantized).sum(-1)
     assert cosine.min() > 0.99, cosine

@@ -41,7 +41,7 @@ def test_pretrain_runs_exports_an_encoder_and_finetune_continues(synth_root, tmp
     assert logged and {"ivlc", "tic", "iap", "loss"} <= set(logged[-1])
     assert result.last_eval is not None and "R@1" in result.last_eval
     encoder = plip.load(result.export_dir)
-    reference = plip.PLIPModel(encoder.config)
+    reference = plip.create_model(encoder.config)
     assert set(encoder.state_dict()) == set(reference.state_dict())  # no pre-training heads exported
 
     ft = load_config(FinetuneConfig, None, TINY + [

@@ -230,10 +230,11 @@ def test_to_grayscale_hand_computed():
 
 
 def test_plip_for_pretraining_runs_model_and_heads_in_one_forward():
-    from plip.models import PLIPConfig, PLIPModel
+    from plip import create_model
+    from plip.models import PLIPConfig
 
     torch.manual_seed(0)
-    model = PLIPModel(PLIPConfig.tiny())  # the real encoder, tiny size
+    model = create_model(PLIPConfig.tiny())  # the real encoder, tiny size
     wrapper = PLIPForPretraining(model, PretrainHeads.from_config(model.config))
     images = torch.randn(4, 3, 64, 32)
     input_ids = torch.randint(5, 50, (4, 6))

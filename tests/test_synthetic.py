@@ -19,19 +19,19 @@ import pytest
 from PIL import Image
 
 import plip.data.synthetic.writer as writer
-from plip.cli.main import main
+from plip.app.cli.main import main
 from plip.data.captions import attribute_string, prompt_caption
 from plip.data.synthetic import (
     Variation,
-    colour_histograms,
     generate_dataset,
-    image_to_image_rank1,
     render_image,
     sample_identities,
     sample_variation,
     split_sizes,
 )
 from plip.errors import ConfigError, DataError
+
+from helpers.colour_baseline import colour_histograms, image_to_image_rank1
 
 N_IDS, K, PER_PART = 12, 3, 5
 

@@ -210,7 +210,7 @@ def test_bf16_autocast_on_cpu_trains(tmp_path):
 
 def test_plip_train_command_accepts_options_between_overrides(tmp_path, capsys):
     """`plip train TASK a=1 --config c.yaml b=2 --resume latest` parses (argparse alone cannot)."""
-    from plip.cli.main import main as plip_main
+    from plip.app.cli.main import main as plip_main
 
     cfg = tmp_path / "c.yaml"
     cfg.write_text("train:\n  epochs: 2\n")

@@ -137,10 +137,6 @@ class _Fact:
     off: str | None = None
 
 
-def _facts(**pairs: tuple) -> dict[str, _Fact]:
-    return {name: _Fact(*spec) for name, spec in pairs.items()}
-
-
 _IGNORED = _Fact(_IGNORE, "")
 
 # A more specific value refines a generic one (jeans are trousers); keeping the specific

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any, Union
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from ..errors import ImageLoadError
+from ..errors import ImageLoadError, PlipError
 
 ImageInput = Union[str, os.PathLike, Image.Image, np.ndarray]
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".ppm")
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
@@ -38,6 +41,8 @@ def load_image(item: Any, where: str = "image") -> Image.Image:
                 return to_rgb(handle)
         except FileNotFoundError:
             raise ImageLoadError(f"{where}: file not found: {path}") from None
+        except Image.DecompressionBombError as err:
+            raise ImageLoadError(f"{where}: refused to decode {path}: {err}") from None
         except (UnidentifiedImageError, OSError, ValueError) as err:
             raise ImageLoadError(f"{where}: cannot read image {path}: {err}") from None
     if isinstance(item, np.ndarray):
@@ -57,3 +62,25 @@ def _array_to_image(array: np.ndarray, where: str) -> Image.Image:
             raise ImageLoadError(f"{where}: empty array of shape {array.shape}")
         return Image.fromarray(np.ascontiguousarray(array))
     raise ImageLoadError(f"{where}: arrays must be HxWx3, HxWx4 or HxW, got shape {array.shape}")
+
+
+def find_images(inputs: list[str]) -> tuple[str, list[str]]:
+    """(root, relative paths) of the images named by files and folders, sorted."""
+    from ...errors import PlipError
+
+    paths: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            paths += sorted(q for q in p.rglob("*") if q.is_file() and q.suffix.lower() in IMAGE_SUFFIXES)
+        elif p.is_file():
+            paths.append(p)
+        else:
+            raise PlipError(f"{item}: no such file or folder")
+    if not paths:
+        raise PlipError(f"no images found in {', '.join(inputs)} (looked for {', '.join(IMAGE_SUFFIXES)})")
+    absolute = [str(p.resolve()) for p in paths]
+    root = os.path.commonpath(absolute) if len(absolute) > 1 else os.path.dirname(absolute[0])
+    if os.path.isfile(root):
+        root = os.path.dirname(root)
+    return root, [os.path.relpath(p, root) for p in absolute]

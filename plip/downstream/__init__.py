@@ -5,18 +5,15 @@
 >>> from plip.downstream import BoT, MGN, AttributeRecognizer
 >>> bot = BoT.from_pretrained("plip-rn50", num_classes=751)
 
-Importing this package (``import plip`` does) registers ``plip_rn50`` with timm
-(``timm.create_model``). The training tasks ``bot``, ``mgn`` and ``par`` (``plip train``)
-are in :mod:`plip.downstream.tasks`.
+Each model type registers itself (``@register_downstream``) in :data:`DOWNSTREAM_MODELS`;
+:func:`save_model` / :func:`load_model` work for every registered type. The timm models are
+in :mod:`plip.downstream.timm_models` (``import plip.timm`` or a first ``plip.backbone`` call
+registers them); the training tasks ``bot``, ``mgn`` and ``par`` are in :mod:`plip.training`.
 """
 
-from . import timm_models  # noqa: F401  (registers the timm models)
-from .backbone import (
-    BackboneLoadReport,
-    PLIPBackbone,
-    ResizedPositionalEmbeddingWarning,
-    resize_positional_embedding,
-)
+from .backbone import BackboneLoadReport, PLIPBackbone
+from .positional import ResizedPositionalEmbeddingWarning, resize_positional_embedding
+from .base import DOWNSTREAM_MODELS, DownstreamModel, load_model, register_downstream, save_model
 from .bot import BoT, BoTLoss, BoTOutput
 from .losses import (
     CenterLoss,
@@ -27,16 +24,13 @@ from .losses import (
     hard_example_mining,
     positive_ratio,
 )
-from .io import load_model, save_model
 from .mgn import MGN, MGNLoss, MGNOutput
 from .par import AttributeRecognizer
-from .timm_models import PLIPResNet
 
 # ``plip.backbone`` is the factory function; ``plip.downstream.backbone`` stays the module.
 __all__ = [
-    "PLIPBackbone", "BackboneLoadReport", "ResizedPositionalEmbeddingWarning",
-    "resize_positional_embedding", "PLIPResNet",
-    "load_model", "save_model",
+    "PLIPBackbone", "BackboneLoadReport", "ResizedPositionalEmbeddingWarning", "resize_positional_embedding",
+    "DownstreamModel", "DOWNSTREAM_MODELS", "register_downstream", "load_model", "save_model",
     "BoT", "BoTLoss", "BoTOutput", "MGN", "MGNLoss", "MGNOutput", "AttributeRecognizer",
     "CrossEntropyLabelSmooth", "TripletLoss", "CenterLoss", "WeightedBCELoss",
     "euclidean_distance", "hard_example_mining", "positive_ratio",

@@ -29,9 +29,13 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
+from ..data.transforms import ImagePreprocess
 from ..errors import ConfigError
+from ..hub.state_dict import load_state_dict_strict
+from ..hub.visual_weights import load_visual_weights
 from ..models.config import PLIPConfig, PreprocessConfig, VisionConfig
-from ..models.modified_resnet import ImageFeatures, ModifiedResNet
+from ..models.modified_resnet import ModifiedResNet
+from .positional import POS_EMBED_KEY, ResizedPositionalEmbeddingWarning, resize_positional_embedding
 
 __all__ = [
     "PLIPBackbone",
@@ -40,14 +44,6 @@ __all__ = [
     "backbone",
     "resize_positional_embedding",
 ]
-
-POS_EMBED_KEY = "attnpool.positional_embedding"
-_INTERPOLATIONS = ("bicubic", "bilinear")
-
-
-class ResizedPositionalEmbeddingWarning(UserWarning):
-    """Pretrained attention-pool positions were interpolated to a new feature grid."""
-
 
 @dataclass
 class BackboneLoadReport:
@@ -73,51 +69,6 @@ class BackboneLoadReport:
             parts.append(f"{len(self.dropped_keys)} unused (attention pool) dropped")
         parts.extend(f"resized {item}" for item in self.resized)
         return "; ".join(parts)
-
-
-def resize_positional_embedding(
-    positional_embedding: torch.Tensor,
-    old_grid: Sequence[int],
-    new_grid: Sequence[int],
-    *,
-    interpolation: str = "bicubic",
-) -> torch.Tensor:
-    """Resize an attention-pool positional embedding to a new feature grid.
-
-    Args:
-        positional_embedding: ``(1 + H*W, C)``: row 0 belongs to the mean (class) token, the
-            others to the ``H x W`` grid flattened row-major, as in CLIP's attention pool.
-        old_grid: ``(H, W)`` the embedding was trained for (8x4 for PLIP-RN50).
-        new_grid: the target ``(H', W')`` (12x4 for 384x128 inputs, 16x8 with last stride 1).
-        interpolation: ``"bicubic"`` (default, as CLIP / open_clip / timm do) or ``"bilinear"``.
-
-    Returns:
-        ``(1 + H'*W', C)``; the class-token row is kept as is. The same grid returns the
-        input unchanged.
-    """
-    old_grid, new_grid = tuple(int(v) for v in old_grid), tuple(int(v) for v in new_grid)
-    if interpolation not in _INTERPOLATIONS:
-        raise ConfigError(f"interpolation must be one of {_INTERPOLATIONS}, got {interpolation!r}")
-    if positional_embedding.dim() != 2 or positional_embedding.shape[0] != 1 + old_grid[0] * old_grid[1]:
-        raise ConfigError(
-            f"positional embedding of shape {tuple(positional_embedding.shape)} does not fit a "
-            f"{old_grid[0]}x{old_grid[1]} grid plus one class token"
-        )
-    if min(new_grid) < 1:
-        raise ConfigError(f"new grid must be positive, got {new_grid}")
-    if old_grid == new_grid:
-        return positional_embedding
-    from timm.layers import resample_abs_pos_embed
-
-    resized = resample_abs_pos_embed(
-        positional_embedding.unsqueeze(0),
-        new_size=list(new_grid),
-        old_size=list(old_grid),
-        num_prefix_tokens=1,
-        interpolation=interpolation,
-        antialias=True,
-    )
-    return resized[0]
 
 
 class PLIPBackbone(ModifiedResNet):
@@ -185,8 +136,6 @@ class PLIPBackbone(ModifiedResNet):
 
     # -- loading -------------------------------------------------------------------------
     def _load_strict(self, state: dict[str, torch.Tensor], source: str) -> BackboneLoadReport:
-        from ..hub.state_dict import load_state_dict_strict
-
         load_state_dict_strict(self, state, source)
         return BackboneLoadReport(source=source, loaded_keys=sorted(state))
 
@@ -207,25 +156,16 @@ class PLIPBackbone(ModifiedResNet):
                 stacklevel=3,
             )
 
-    # -- description -----------------------------------------------------------------------
-    @property
-    def stage_channels(self) -> tuple[int, int, int, int]:
-        return self.config.stage_channels
-
-    @property
-    def reductions(self) -> tuple[int, int, int, int]:
-        """Input-to-map stride of each stage (layer4: 32, or 16 with last stride 1)."""
-        return 4, 8, 16, 16 * self.config.last_stride
-
+    # -- description (num_features / head_hidden_size / reductions: see ModifiedResNet) ---
     @property
     def out_channels(self) -> list[int]:
         """Channels of each returned map, in ``out_indices`` order."""
         return [self.stage_channels[i] for i in self.out_indices]
 
     @property
-    def num_features(self) -> int:
-        """Size of the output: the embedding with ``attn_pool``, else the last returned map's channels."""
-        return self.config.output_dim if self.attnpool is not None else self.out_channels[-1]
+    def head_hidden_size(self) -> int:
+        """Size of :meth:`forward_head`: the PLIP embedding with ``attn_pool``, else the pooled trunk."""
+        return self.config.output_dim if self.attnpool is not None else self.num_features
 
     @property
     def feature_info(self) -> list[dict[str, Any]]:
@@ -240,34 +180,22 @@ class PLIPBackbone(ModifiedResNet):
         return tuple(self.config.image_size)  # type: ignore[return-value]
 
     @property
-    def preprocess(self):
+    def preprocess(self) -> ImagePreprocess:
         """PIL image / path / array -> normalised ``(3, H, W)`` tensor at this backbone's input size."""
-        from ..data.transforms import ImagePreprocess
-
         return ImagePreprocess(self.preprocess_config)
 
     # -- forward ---------------------------------------------------------------------------
-    def forward_stages(self, x: torch.Tensor, upto: int = 3) -> tuple[torch.Tensor, ...]:
-        """Stage maps layer1..layer``upto+1`` (later stages are not computed)."""
-        x = self.stem(x.to(self.conv1.weight.dtype))
-        maps = []
-        for layer in (self.layer1, self.layer2, self.layer3, self.layer4)[: upto + 1]:
-            x = layer(x)
-            maps.append(x)
-        return tuple(maps)
-
-    def forward_features(self, x: torch.Tensor) -> ImageFeatures:
-        """All four stage maps, and the pooled embedding (``None`` without the attention pool)."""
-        stages = self.forward_stages(x)
-        embedding = self.attnpool(stages[-1]) if self.attnpool is not None else None
-        return ImageFeatures(stages=stages, embedding=embedding)  # type: ignore[arg-type]
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """Pool a layer4 map: the attention pool with ``attn_pool``, else global average pooling."""
+        if self.attnpool is not None:
+            return self.attnpool(x)
+        return x.mean(dim=(2, 3))
 
     def forward(self, x: torch.Tensor):
         """Selected stage maps (list, or one tensor for an int ``out_indices``), or the embedding."""
         if self.attnpool is not None:
-            return self.attnpool(self.forward_stages(x)[-1])
-        stages = self.forward_stages(x, upto=max(self.out_indices))
-        maps = [stages[i] for i in self.out_indices]
+            return self.forward_head(self.forward_features(x))
+        maps = self.forward_intermediates(x, indices=self.out_indices, stop_early=True, intermediates_only=True)
         return maps[0] if self.single_output else maps
 
     def extra_repr(self) -> str:
@@ -287,7 +215,7 @@ def _check_out_indices(out_indices: int | Sequence[int]) -> tuple[int, ...]:
 
 
 #: architectures known without reading any file, for ``pretrained=False``
-_KNOWN_ARCHITECTURES = {"plip-rn50": VisionConfig}
+_KNOWN_ARCHITECTURES = {"plip-rn50": lambda: PLIPConfig.rn50().vision}
 
 
 def backbone(
@@ -324,6 +252,7 @@ def backbone(
     Returns:
         a :class:`PLIPBackbone` in training mode; ``.load_report`` says what was loaded.
     """
+    _register_timm_models()
     kwargs = dict(last_stride=last_stride, out_indices=out_indices, attn_pool=attn_pool,
                   image_size=image_size, interpolation=interpolation)
     if isinstance(model, (PLIPConfig, VisionConfig)):
@@ -338,8 +267,6 @@ def backbone(
     if not pretrained and isinstance(model, str) and model in _KNOWN_ARCHITECTURES:
         return PLIPBackbone(_KNOWN_ARCHITECTURES[model](), **kwargs)
 
-    from .weights import load_visual_weights
-
     weights = load_visual_weights(model, revision=revision, cache_dir=cache_dir)
     if not pretrained:
         return PLIPBackbone(weights.config, preprocess=weights.preprocess, **kwargs)
@@ -347,6 +274,11 @@ def backbone(
         weights.config, state_dict=weights.state_dict, source=weights.source,
         preprocess=weights.preprocess, **kwargs,
     )
+
+
+def _register_timm_models() -> None:
+    """The first backbone call registers the timm models too (documented in plip.timm)."""
+    from . import timm_models  # noqa: F401
 
 
 def resolve_backbone(

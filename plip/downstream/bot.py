@@ -20,7 +20,9 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
+from ..models.config import PLIPConfig
 from .backbone import PLIPBackbone, resolve_backbone
+from .base import DownstreamModel, register_downstream
 from .losses import CenterLoss, CrossEntropyLabelSmooth, TripletLoss
 
 __all__ = ["BoT", "BoTOutput", "BoTLoss"]
@@ -33,7 +35,8 @@ class BoTOutput(NamedTuple):
     global_feat: torch.Tensor
 
 
-class BoT(nn.Module):
+@register_downstream("bot")
+class BoT(DownstreamModel):
     """Backbone + GAP + BNNeck + ID classifier.
 
     Args:
@@ -66,7 +69,7 @@ class BoT(nn.Module):
         )
         self.num_classes = num_classes
         self.neck_feat = neck_feat
-        self.feat_dim = self.backbone.stage_channels[-1]
+        self.feat_dim = self.backbone.num_features
         self.bottleneck = nn.BatchNorm1d(self.feat_dim)
         self.bottleneck.bias.requires_grad_(False)  # BNNeck: no shift, as in the paper
         self.classifier = nn.Linear(self.feat_dim, num_classes, bias=False)
@@ -79,10 +82,9 @@ class BoT(nn.Module):
         """BoT on the pretrained PLIP image encoder ``name_or_path`` (new neck and classifier)."""
         return cls(num_classes, backbone=name_or_path, pretrained=True, **kwargs)
 
-    @property
-    def load_report(self):
-        """What the backbone loaded (:class:`~plip.downstream.BackboneLoadReport`), ``None`` if random."""
-        return self.backbone.load_report
+    @classmethod
+    def tiny_example_kwargs(cls) -> dict[str, Any]:
+        return {"num_classes": 5, "backbone": PLIPConfig.tiny(), "input_size": (64, 32)}
 
     @property
     def embed_dim(self) -> int:
@@ -94,15 +96,9 @@ class BoT(nn.Module):
         return {"num_classes": self.num_classes, "last_stride": self.backbone.config.last_stride,
                 "image_size": list(self.backbone.image_size), "neck_feat": self.neck_feat}
 
-    def save_pretrained(self, directory) -> None:
-        """Write ``config.json`` + ``model.safetensors``; :func:`plip.downstream.load_model` reads them."""
-        from .io import save_model
-
-        save_model(self, directory)
-
     def forward(self, images: torch.Tensor) -> BoTOutput | torch.Tensor:
         """Training: :class:`BoTOutput` ``(cls_score, global_feat)``; eval: the retrieval feature."""
-        global_feat = self.backbone.forward_stages(images)[-1].mean(dim=(2, 3))
+        global_feat = self.backbone.forward_features(images).mean(dim=(2, 3))
         feat = self.bottleneck(global_feat)
         if self.training:
             return BoTOutput(self.classifier(feat), global_feat)

@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader
 from ..data.attributes import AttributeDataset
 from ..data.image_reid import ImageReIDSplit, ReIDImage
 from ..models.config import PreprocessConfig
+from ..utils.modes import eval_mode
 from .data import AttributeImageDataset, ReIDImageDataset, eval_transform
 
 __all__ = ["extract_reid_features", "evaluate_reid_model", "predict_attribute_probs", "evaluate_attribute_model"]
@@ -53,10 +54,8 @@ def extract_reid_features(
     transform = eval_transform(preprocess or _preprocess_of(model))
     loader = DataLoader(ReIDImageDataset(items, transform), batch_size=batch_size, num_workers=num_workers)
     device = _device_of(model)
-    was_training = model.training
-    model.eval()
     feats, pids, camids = [], [], []
-    try:
+    with eval_mode(model):
         for batch in loader:
             images = batch["images"].to(device, non_blocking=True)
             out = model(images).float()
@@ -65,8 +64,6 @@ def extract_reid_features(
             feats.append((F.normalize(out, dim=1) if normalize else out).cpu())
             pids.append(batch["pids"])
             camids.append(batch["camids"])
-    finally:
-        model.train(was_training)
     if not feats:
         return torch.empty(0, 0), torch.empty(0, dtype=torch.long), torch.empty(0, dtype=torch.long)
     return torch.cat(feats), torch.cat(pids), torch.cat(camids)
@@ -102,14 +99,10 @@ def predict_attribute_probs(
     loader = DataLoader(AttributeImageDataset(paths, labels.numpy(), transform), batch_size=batch_size,
                         num_workers=num_workers)
     device = _device_of(model)
-    was_training = model.training
-    model.eval()
     probs = []
-    try:
+    with eval_mode(model):
         for batch in loader:
             probs.append(torch.sigmoid(model(batch["images"].to(device, non_blocking=True)).float()).cpu())
-    finally:
-        model.train(was_training)
     return torch.cat(probs) if probs else torch.empty(0, 0)
 
 

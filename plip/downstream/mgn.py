@@ -22,7 +22,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
+from ..models.config import PLIPConfig
 from .backbone import PLIPBackbone, resolve_backbone
+from .base import DownstreamModel, register_downstream
 from .losses import CrossEntropyLabelSmooth, TripletLoss
 
 __all__ = ["MGN", "MGNOutput", "MGNLoss"]
@@ -42,7 +44,8 @@ class MGNOutput(NamedTuple):
     features: torch.Tensor
 
 
-class MGN(nn.Module):
+@register_downstream("mgn")
+class MGN(DownstreamModel):
     """Multiple granularity network: one global and two part branches.
 
     Args:
@@ -75,10 +78,8 @@ class MGN(nn.Module):
         if not parts or any(int(p) < 1 for p in parts):
             raise ConfigError(f"MGN: parts must be positive stripe counts, got {parts!r}")
         net: PLIPBackbone = resolve_backbone(backbone, pretrained, last_stride=2, image_size=image_size, where="MGN")
-        self.load_report = net.load_report
         self.num_classes, self.feat_dim, self.parts, self.pool = num_classes, feat_dim, tuple(int(p) for p in parts), pool
         self.image_size = net.image_size
-        self.preprocess_config = net.preprocess_config
 
         res_conv4 = net.layer3[1:]
         global_conv5 = net.layer4
@@ -95,9 +96,9 @@ class MGN(nn.Module):
         self.backbone = net
 
         channels = net.stage_channels[-1]
-        self.num_features = len(self.branches) + sum(self.parts)
-        self.reductions = nn.ModuleList(self._reduction(channels, feat_dim) for _ in range(self.num_features))
-        self.classifiers = nn.ModuleList(self._classifier(feat_dim, num_classes) for _ in range(self.num_features))
+        self.num_parts = len(self.branches) + sum(self.parts)
+        self.reductions = nn.ModuleList(self._reduction(channels, feat_dim) for _ in range(self.num_parts))
+        self.classifiers = nn.ModuleList(self._classifier(feat_dim, num_classes) for _ in range(self.num_parts))
 
     @staticmethod
     def _reduction(channels: int, feat_dim: int) -> nn.Sequential:
@@ -119,21 +120,22 @@ class MGN(nn.Module):
         """MGN on the pretrained PLIP image encoder ``name_or_path`` (new branches' heads)."""
         return cls(num_classes, backbone=name_or_path, pretrained=True, **kwargs)
 
+    @classmethod
+    def tiny_example_kwargs(cls) -> dict[str, Any]:
+        config = PLIPConfig.tiny()
+        config.vision.layers = (1, 1, 2, 1)  # two layer3 blocks: the branches copy layer3[1:]
+        return {"num_classes": 5, "backbone": config.validate(), "image_size": (96, 32), "feat_dim": 16,
+                "input_size": (96, 32)}
+
     @property
     def embed_dim(self) -> int:
         """Size of the retrieval feature (8 x 256 = 2048 by default)."""
-        return self.num_features * self.feat_dim
+        return self.num_parts * self.feat_dim
 
     def init_args(self) -> dict[str, Any]:
         """Constructor arguments besides the backbone (for :func:`plip.downstream.save_model`)."""
         return {"num_classes": self.num_classes, "image_size": list(self.image_size), "feat_dim": self.feat_dim,
                 "parts": list(self.parts), "pool": self.pool}
-
-    def save_pretrained(self, directory) -> None:
-        """Write ``config.json`` + ``model.safetensors``; :func:`plip.downstream.load_model` reads them."""
-        from .io import save_model
-
-        save_model(self, directory)
 
     def _pool(self, x: torch.Tensor, rows: int) -> torch.Tensor:
         pool = F.adaptive_max_pool2d if self.pool == "max" else F.adaptive_avg_pool2d

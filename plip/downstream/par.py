@@ -17,13 +17,18 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from ..errors import ConfigError, PlipError
+from ..errors import ConfigError, ImageLoadError, PlipError
+from ..models.config import PLIPConfig
+from ..inference.batching import iter_image_batches
+from ..utils.modes import eval_mode
 from .backbone import PLIPBackbone, resolve_backbone
+from .base import DownstreamModel, register_downstream
 
 __all__ = ["AttributeRecognizer"]
 
 
-class AttributeRecognizer(nn.Module):
+@register_downstream("attribute_recognizer")
+class AttributeRecognizer(DownstreamModel):
     """Backbone + GAP + linear classifier with BN, one logit per attribute.
 
     Args:
@@ -62,7 +67,7 @@ class AttributeRecognizer(nn.Module):
         self.backbone: PLIPBackbone = resolve_backbone(
             backbone, pretrained, last_stride=last_stride, image_size=image_size, where="AttributeRecognizer"
         )
-        channels = self.backbone.stage_channels[-1]
+        channels = self.backbone.num_features
         self.classifier_bn = classifier_bn
         layers: list[nn.Module] = [nn.Linear(channels, len(names))]
         if classifier_bn:
@@ -76,10 +81,10 @@ class AttributeRecognizer(nn.Module):
         """The strong baseline on the pretrained PLIP image encoder ``name_or_path`` (new classifier)."""
         return cls(attribute_names, backbone=name_or_path, pretrained=True, **kwargs)
 
-    @property
-    def load_report(self):
-        """What the backbone loaded (:class:`~plip.downstream.BackboneLoadReport`), ``None`` if random."""
-        return self.backbone.load_report
+    @classmethod
+    def tiny_example_kwargs(cls) -> dict[str, Any]:
+        return {"attribute_names": ["female", "backpack", "hat"], "backbone": PLIPConfig.tiny(),
+                "input_size": (64, 32)}
 
     @property
     def num_attributes(self) -> int:
@@ -90,15 +95,9 @@ class AttributeRecognizer(nn.Module):
         return {"attribute_names": list(self.attribute_names), "last_stride": self.backbone.config.last_stride,
                 "image_size": list(self.backbone.image_size), "classifier_bn": self.classifier_bn}
 
-    def save_pretrained(self, directory) -> None:
-        """Write ``config.json`` + ``model.safetensors``; :func:`plip.downstream.load_model` reads them."""
-        from .io import save_model
-
-        save_model(self, directory)
-
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Attribute logits ``(B, num_attributes)`` (apply a sigmoid for probabilities)."""
-        feat = self.backbone.forward_stages(images)[-1].mean(dim=(2, 3))
+        feat = self.backbone.forward_features(images).mean(dim=(2, 3))
         return self.classifier(feat)
 
     @torch.inference_mode()
@@ -121,35 +120,22 @@ class AttributeRecognizer(nn.Module):
         if unknown:
             raise ConfigError(f"unknown attribute names {unknown}; the model has {self.attribute_names}")
         columns = [self.attribute_names.index(n) for n in names]
-        was_training = self.training
-        self.eval()
         param = next(self.parameters())
         probabilities = []
-        try:
-            for batch in self._batches(images, batch_size):
+        with eval_mode(self):
+            for items in iter_image_batches(
+                images, preprocess=self.backbone.preprocess, image_size=self.backbone.image_size, batch_size=batch_size
+            ):
+                batch = torch.stack([_checked(t, error) for _, t, error in items])
                 logits = self(batch.to(device=param.device, dtype=param.dtype))
                 probabilities.append(torch.sigmoid(logits.float())[:, columns].cpu())
-        finally:
-            self.train(was_training)
         if not probabilities:
             return []
         table = torch.cat(probabilities).tolist()
         return [dict(zip(names, row)) for row in table]
 
-    def _batches(self, images: Any, batch_size: int):
-        height, width = self.backbone.image_size
-        if isinstance(images, torch.Tensor):
-            if images.dim() == 3:
-                images = images.unsqueeze(0)
-            if images.dim() != 4 or images.shape[1] != 3 or tuple(images.shape[2:]) != (height, width):
-                raise PlipError(
-                    f"a preprocessed image tensor must be (N, 3, {height}, {width}), got {tuple(images.shape)}"
-                )
-            yield from images.split(batch_size)
-            return
-        if not isinstance(images, (list, tuple)):
-            images = [images]
-        preprocess = self.backbone.preprocess
-        for start in range(0, len(images), batch_size):
-            chunk = images[start : start + batch_size]
-            yield torch.stack([preprocess(img, where=f"image {start + i}") for i, img in enumerate(chunk)])
+
+def _checked(tensor: torch.Tensor | None, error: str) -> torch.Tensor:
+    if tensor is None:
+        raise ImageLoadError(error)
+    return tensor

@@ -1,22 +1,27 @@
-"""PLIP image encoders registered with timm (``import plip`` registers them).
+"""PLIP image encoders registered with timm (``import plip.timm`` or a first ``plip.backbone`` call).
 
->>> import plip, timm
+>>> import plip.timm, timm
 >>> net = timm.create_model("plip_rn50", pretrained=True, features_only=True)  # 4 stage maps
 >>> net.feature_info.channels(), net.feature_info.reduction()
 ([256, 512, 1024, 2048], [4, 8, 16, 32])
 >>> net = timm.create_model("plip_rn50", pretrained=True, num_classes=751, last_stride=1,
 ...                         pretrained_cfg_overlay=dict(file="PLIP_RN50.pth.tar"))
+>>> net = timm.create_model("plip_tiny_synth", pretrained=True)   # the embedded model, offline
 
-Weights come from our Hub repository (``model.safetensors`` of the ``plip-rn50`` folder;
-only its ``visual.*`` tensors are used) or from a local file through
-``pretrained_cfg_overlay=dict(file=...)``: a ``model.safetensors``, or the official
-``PLIP_RN50.pth.tar`` (read with ``weights_only=True``). A different ``img_size`` or
-``last_stride=1`` interpolates the attention pool's positional embedding (with a warning).
+The entry points are data: one per :data:`MODEL_VARIANTS` row, built by one helper from a
+registered architecture (:data:`plip.models.ARCHITECTURES`). Weights of ``plip_rn50`` come from
+our Hub repository (``model.safetensors`` of the ``plip-rn50`` folder; only its ``visual.*``
+tensors are used) or from a local file through ``pretrained_cfg_overlay=dict(file=...)``: a
+``model.safetensors``, or the official ``PLIP_RN50.pth.tar`` (read with ``weights_only=True``).
+``plip_tiny_synth`` reads the model shipped inside the package. A different ``img_size`` or
+``last_stride=1`` interpolates the attention pool's positional embedding (with a warning) and
+is reflected in ``pretrained_cfg`` (``input_size``, ``pool_size``).
 
-``pretrained_cfg`` carries PLIP's preprocessing: input 3x256x128, SYNTH-PEDES mean/std,
-bicubic, and ``crop_mode="squash"`` with ``crop_pct=1`` so that
+``pretrained_cfg`` carries PLIP's preprocessing: SYNTH-PEDES mean/std, bicubic, and
+``crop_mode="squash"`` with ``crop_pct=1`` so that
 ``timm.data.create_transform(**timm.data.resolve_data_config({}, model=net))`` is exactly
-PLIP's plain resize to 256x128 (no aspect-preserving crop).
+PLIP's plain resize (no aspect-preserving crop). For training transforms use
+:func:`plip.data.transforms.train_transform` (person-shaped, not ImageNet's RandomResizedCrop).
 """
 
 from __future__ import annotations
@@ -31,12 +36,13 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..hub.official import IMAGE_ENTRY
-from ..hub.registry import MODELS, OFFICIAL_REPO_URL
-from ..models.config import PLIP_MEAN, PLIP_STD, VisionConfig
+from ..hub.folder import WEIGHTS_NAME
+from ..hub.registry import MODELS, OFFICIAL_REPO_URL, embedded_folder
+from ..models.config import ARCHITECTURES, PLIP_MEAN, PLIP_STD, VisionConfig
 from ..models.modified_resnet import ModifiedResNet
-from .backbone import POS_EMBED_KEY, ResizedPositionalEmbeddingWarning, resize_positional_embedding
+from .positional import POS_EMBED_KEY, ResizedPositionalEmbeddingWarning, resize_positional_embedding
 
-__all__ = ["PLIPResNet", "checkpoint_filter_fn", "plip_rn50", "plip_tiny_test"]
+__all__ = ["PLIPResNet", "checkpoint_filter_fn", "MODEL_VARIANTS"]
 
 _GLOBAL_POOLS = ("attn", "avg", "max", "")
 
@@ -44,12 +50,11 @@ _GLOBAL_POOLS = ("attn", "avg", "max", "")
 class PLIPResNet(ModifiedResNet):
     """The PLIP Modified ResNet with timm's model interface.
 
-    ``forward_features`` returns the layer4 map and ``forward_head`` pools it (``global_pool``:
-    ``"attn"`` the PLIP attention pool, output ``output_dim``; ``"avg"`` / ``"max"``, output the
-    layer4 channels; ``""`` none) and applies the classifier (``num_classes=0``: none).
-    Parameter names are the official ones, plus ``head.*`` when ``num_classes > 0``.
-    Unlike :class:`~plip.models.ModifiedResNet`, ``forward_features`` follows timm and returns
-    the map, not an ``ImageFeatures``.
+    ``forward_features`` returns the layer4 map (``num_features`` channels) and ``forward_head``
+    pools it (``global_pool``: ``"attn"`` the PLIP attention pool, ``head_hidden_size`` =
+    ``output_dim``; ``"avg"`` / ``"max"``, the layer4 channels; ``""`` none) and applies the
+    classifier (``num_classes=0``: none). Parameter names are the official ones, plus ``head.*``
+    when ``num_classes > 0``.
     """
 
     def __init__(
@@ -83,20 +88,30 @@ class PLIPResNet(ModifiedResNet):
         if global_pool != "attn":
             self.attnpool = None
         self.head_drop = nn.Dropout(drop_rate)
-        self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
-        reductions = (4, 8, 16, 16 * last_stride)
+        self.head = nn.Linear(self.head_hidden_size, num_classes) if num_classes > 0 else nn.Identity()
         self.feature_info = [
             dict(num_chs=c, reduction=r, module=f"layer{i + 1}")
-            for i, (c, r) in enumerate(zip(config.stage_channels, reductions))
+            for i, (c, r) in enumerate(zip(config.stage_channels, self.reductions))
         ]
 
     @property
-    def num_features(self) -> int:
-        return self.config.output_dim if self.global_pool == "attn" else self.config.stage_channels[-1]
-
-    @property
     def head_hidden_size(self) -> int:
-        return self.num_features
+        return self.config.output_dim if self.global_pool == "attn" else self.num_features
+
+    def prune_intermediate_layers(
+        self, indices: int | tuple[int, ...] = 1, prune_norm: bool = False, prune_head: bool = True
+    ) -> list[int]:
+        """Drop the stages after the last of ``indices`` (and the head): timm's contract."""
+        from ..models.modified_resnet import _stage_indices
+
+        take = _stage_indices(indices)
+        for i in range(take[-1] + 1, 4):
+            setattr(self, f"layer{i + 1}", nn.Identity())
+        if prune_head:
+            self.attnpool = None
+            self.global_pool = "avg" if self.global_pool == "attn" else self.global_pool
+            self.reset_classifier(0)
+        return list(take)
 
     def get_classifier(self) -> nn.Module:
         return self.head
@@ -111,11 +126,7 @@ class PLIPResNet(ModifiedResNet):
             self.global_pool = global_pool
             self.attnpool = None
         self.num_classes = num_classes
-        self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        """The layer4 map ``(B, C, H/32, W/32)`` (``H/16`` with last stride 1)."""
-        return self.forward_stages(x)[-1]
+        self.head = nn.Linear(self.head_hidden_size, num_classes) if num_classes > 0 else nn.Identity()
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         if self.global_pool == "attn":
@@ -171,11 +182,12 @@ def checkpoint_filter_fn(state_dict: dict[str, Any], model: PLIPResNet) -> dict[
     return state
 
 
-def _cfg(**kwargs: Any) -> dict[str, Any]:
+def _cfg(input_size: tuple[int, int], last_stride: int = 2, **kwargs: Any) -> dict[str, Any]:
+    reduction = 32 if last_stride == 2 else 16
     return {
         "num_classes": 0,
-        "input_size": (3, 256, 128),
-        "pool_size": (8, 4),
+        "input_size": (3, *input_size),
+        "pool_size": (input_size[0] // reduction, input_size[1] // reduction),
         "fixed_input_size": True,
         "crop_pct": 1.0,
         "crop_mode": "squash",
@@ -192,35 +204,52 @@ def _cfg(**kwargs: Any) -> dict[str, Any]:
     }
 
 
+#: timm entry name -> (architecture, pretrained tag, default input size, weights cfg)
+MODEL_VARIANTS: dict[str, tuple[str, str, tuple[int, int], dict[str, Any]]] = {
+    "plip_rn50": ("rn50", "synth_pedes", (256, 128),
+                  dict(hf_hub_id=MODELS["plip-rn50"].hub_repo, hf_hub_filename=WEIGHTS_NAME)),
+    "plip_tiny_synth": ("small", "synthetic", (64, 32),
+                        dict(file=str(embedded_folder("plip-tiny-synth") / WEIGHTS_NAME))),
+}
+
+
 def _create(variant: str, pretrained: bool = False, **kwargs: Any) -> PLIPResNet:
+    arch, tag, size, _ = MODEL_VARIANTS[variant]
+    architecture = ARCHITECTURES[arch]
+    vision = architecture.config(image_size=size).vision
+    args = dict(layers=vision.layers, width=vision.width, heads=vision.heads, output_dim=vision.output_dim,
+                img_size=size)
+    args.update(kwargs)
+    img_size = args["img_size"]
+    img_size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
+    if img_size != size or args.get("last_stride", 2) != 2:
+        # the pretrained cfg describes the model as built, not as trained
+        overlay = dict(args.pop("pretrained_cfg_overlay", None) or {})
+        overlay.update(input_size=(3, *img_size), pool_size=_cfg(img_size, args.get("last_stride", 2))["pool_size"])
+        args["pretrained_cfg_overlay"] = overlay
     return build_model_with_cfg(
         PLIPResNet,
-        variant,
+        f"{variant}.{tag}",
         pretrained,
         pretrained_filter_fn=checkpoint_filter_fn,
         feature_cfg=dict(out_indices=(0, 1, 2, 3)),
-        **kwargs,
+        **args,
     )
 
 
-_PLIP_RN50_HUB = MODELS["plip-rn50"]
+def _entry_point(variant: str, description: str):
+    def create(pretrained: bool = False, **kwargs: Any) -> PLIPResNet:
+        return _create(variant, pretrained, **kwargs)
+
+    create.__name__ = create.__qualname__ = variant
+    create.__module__ = __name__
+    create.__doc__ = description
+    return create
+
 
 default_cfgs = generate_default_cfgs({
-    "plip_rn50.synth_pedes": _cfg(hf_hub_id=_PLIP_RN50_HUB.hub_repo, hf_hub_filename="model.safetensors"),
-    # the architecture of PLIPConfig.tiny(), for tests and examples: weights only from a local file
-    "plip_tiny_test.untrained": _cfg(input_size=(3, 64, 32), pool_size=(2, 1)),
+    f"{variant}.{tag}": _cfg(size, **weights) for variant, (_, tag, size, weights) in MODEL_VARIANTS.items()
 })
 
-
-@register_model
-def plip_rn50(pretrained: bool = False, **kwargs: Any) -> PLIPResNet:
-    """PLIP Modified ResNet-50 (attention pool to 768-d), pre-trained on SYNTH-PEDES."""
-    args = dict(layers=(3, 4, 6, 3), width=64, heads=8, output_dim=768)
-    return _create("plip_rn50", pretrained, **dict(args, **kwargs))
-
-
-@register_model
-def plip_tiny_test(pretrained: bool = False, **kwargs: Any) -> PLIPResNet:
-    """The architecture of ``PLIPConfig.tiny()`` (width 8, one block per stage, 64x32 input)."""
-    args = dict(layers=(1, 1, 1, 1), width=8, heads=8, output_dim=32)
-    return _create("plip_tiny_test", pretrained, **dict(args, **kwargs))
+for _variant, (_arch, _, _, _) in MODEL_VARIANTS.items():
+    globals()[_variant] = register_model(_entry_point(_variant, f"PLIP image encoder ({ARCHITECTURES[_arch].description})"))

@@ -30,6 +30,7 @@ import torch
 from ..data.textreid import TextReIDSplit
 from ..errors import PlipError
 from ..utils.io import atomic_path
+from ..utils.modes import eval_mode
 from ..version import __version__
 from .retrieval_metrics import RetrievalMetrics, retrieval_metrics_from_embeddings
 
@@ -125,23 +126,19 @@ class EmbeddingCache:
 
 
 @contextlib.contextmanager
-def _eval_mode(model: Any, device: str | torch.device | None) -> Iterator[None]:
-    """Put ``model`` in eval mode (and on ``device``) for the block; restore it afterwards."""
-    was_training = bool(getattr(model, "training", False))
+def _evaluating_on(model: Any, device: str | torch.device | None) -> Iterator[None]:
+    """``model`` in eval mode (and on ``device``) for the block; restored afterwards."""
     original = getattr(model, "device", None)
     target = torch.device(device) if device is not None else None
     moved = target is not None and original is not None and torch.device(original) != target
     if moved:
         model.to(target)
-    if hasattr(model, "eval"):
-        model.eval()
     try:
-        yield
+        with eval_mode(model):
+            yield
     finally:
         if moved:
             model.to(original)
-        if hasattr(model, "train"):
-            model.train(was_training)
 
 
 def _encode_cached(cache, kind, content_key, count, encode) -> tuple[torch.Tensor, str]:
@@ -209,7 +206,7 @@ def evaluate_text_to_image(
         raise PlipError(f"{split.dataset} ({split.split}) has {len(gallery)} images and {len(queries)} captions")
     seconds: dict[str, float] = {}
     cache = None
-    with _eval_mode(model, device):
+    with _evaluating_on(model, device):
         if cache_dir is not None:
             tic = time.perf_counter()
             cache = EmbeddingCache(cache_dir, model_fingerprint(model))

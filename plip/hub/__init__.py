@@ -1,6 +1,10 @@
-"""Where weights come from: the registry, the Hub, local folders, official checkpoints."""
+"""Where weights come from: the registry, the Hub, local folders, official checkpoints.
 
-from .loading import load
-from .registry import MODELS, ModelEntry, list_models
+Everything here reads and writes files (configs, tensors, tokenizers); building models from
+them is :mod:`plip.inference.factory` (``plip.load``).
+"""
 
-__all__ = ["load", "list_models", "MODELS", "ModelEntry"]
+from .registry import MODELS, ModelEntry, list_models, register_model
+from .sources import ModelSource, resolve_source
+
+__all__ = ["list_models", "MODELS", "ModelEntry", "register_model", "ModelSource", "resolve_source"]

@@ -67,13 +67,6 @@ def _clean(state: object, path: str, entry: str) -> dict[str, torch.Tensor]:
     return cleaned
 
 
-def to_plip_state_dict(image: Mapping[str, torch.Tensor], text: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Official entries -> the key layout of :class:`~plip.models.PLIPModel`."""
-    state = {f"visual.{k}": v for k, v in image.items()}
-    state.update({f"text.{k}": v for k, v in text.items()})
-    return state
-
-
 def infer_config(image: Mapping[str, torch.Tensor], text: Mapping[str, torch.Tensor], path: str = "checkpoint") -> PLIPConfig:
     """Infer the architecture from tensor shapes.
 
@@ -112,20 +105,6 @@ def infer_config(image: Mapping[str, torch.Tensor], text: Mapping[str, torch.Ten
     )
     config.preprocess.image_size = image_size
     return config.validate()
-
-
-def load_official(path: str | os.PathLike, config: PLIPConfig | None = None):
-    """Build a :class:`~plip.models.PLIPModel` from an official checkpoint (strict)."""
-    from ..models.plip_model import PLIPModel
-    from .state_dict import load_state_dict_strict
-
-    image, text = read_official_checkpoint(path)
-    config = config or infer_config(image, text, os.fspath(path))
-    model = PLIPModel(config)
-    load_state_dict_strict(model.visual, image, f"{os.fspath(path)} [{IMAGE_ENTRY}]")
-    load_state_dict_strict(model.text, text, f"{os.fspath(path)} [{TEXT_ENTRY}]")
-    model.name_or_path = os.fspath(path)
-    return model
 
 
 def is_official_checkpoint_path(path: str | os.PathLike) -> bool:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
 
 OFFICIAL_REPO_URL = "https://github.com/Zplusdragon/PLIP"
 
@@ -67,6 +69,14 @@ register_model(
         embedded="assets/models/plip-tiny-synth",
     )
 )
+
+
+def embedded_folder(name: str) -> Path:
+    """The folder of a model shipped inside the package (``plip-tiny-synth``)."""
+    entry = MODELS[name]
+    if not entry.embedded:
+        raise KeyError(f"{name} is not embedded in the package")
+    return Path(str(resources.files("plip").joinpath(entry.embedded)))
 
 
 def list_models() -> list[str]:

@@ -1,4 +1,5 @@
-"""Model configuration: one dataclass tree that round-trips through ``config.json``.
+"""Model configuration: one dataclass tree that round-trips through ``config.json``, and the
+named architectures (:data:`ARCHITECTURES`, built by :func:`build_config`).
 
 The same code path builds the full ``plip-rn50`` model and the tiny models used in tests;
 only the numbers differ.
@@ -120,6 +121,16 @@ class PreprocessConfig:
     std: tuple[float, float, float] = PLIP_STD
     interpolation: str = "bicubic"
 
+    @property
+    def mean_255(self) -> tuple[float, float, float]:
+        """``mean`` on the 0-255 pixel scale (what fast-reid / OpenCV pipelines use)."""
+        return tuple(round(m * 255.0, 4) for m in self.mean)  # type: ignore[return-value]
+
+    @property
+    def std_255(self) -> tuple[float, float, float]:
+        """``std`` on the 0-255 pixel scale."""
+        return tuple(round(s * 255.0, 4) for s in self.std)  # type: ignore[return-value]
+
     def validate(self) -> None:
         if self.interpolation not in ("bicubic", "bilinear", "nearest", "lanczos"):
             raise ConfigError(f"preprocess.interpolation {self.interpolation!r} is not supported")
@@ -156,52 +167,26 @@ class PLIPConfig:
             )
         return self
 
-    # -- construction -------------------------------------------------------------------
+    # -- construction (the variants are data: plip.models.architectures) ---------------
     @classmethod
     def rn50(cls) -> "PLIPConfig":
         """The released PLIP-RN50 architecture."""
-        return cls().validate()
+        return cls.preset("rn50")
 
     @classmethod
     def tiny(cls, image_size: tuple[int, int] = (64, 32), dim: int = 32) -> "PLIPConfig":
-        """A small model with the full architecture, for tests.
-
-        Head counts follow the rules :func:`plip.hub.official.infer_config` uses (8 pooling
-        heads, one BERT head per 64 channels), so a tiny official-format checkpoint loads
-        without an explicit config.
-        """
-        return cls(
-            vision=VisionConfig(layers=(1, 1, 1, 1), width=8, heads=8, image_size=image_size, output_dim=dim),
-            text=TextConfig(
-                hidden_size=dim, num_hidden_layers=2, num_attention_heads=max(1, dim // 64),
-                intermediate_size=2 * dim,
-                max_position_embeddings=128,
-            ),
-            preprocess=PreprocessConfig(image_size=image_size),
-        ).validate()
+        """The full architecture at test size (``build_config("tiny")``)."""
+        return cls.preset("tiny", image_size, dim=dim)
 
     @classmethod
     def small(cls, image_size: tuple[int, int] = (128, 64), dim: int = 64) -> "PLIPConfig":
-        """A ~4M-parameter model (ResNet width 16, 2-layer BERT, mean pooling), small enough
-        to train on a CPU and ship inside the package (``plip-tiny-synth``)."""
-        return cls(
-            vision=VisionConfig(layers=(1, 1, 1, 1), width=16, heads=8, image_size=image_size, output_dim=dim),
-            text=TextConfig(
-                hidden_size=dim, num_hidden_layers=2, num_attention_heads=max(1, dim // 32),
-                intermediate_size=4 * dim, max_position_embeddings=128, pooling="mean",
-            ),
-            preprocess=PreprocessConfig(image_size=image_size),
-        ).validate()
+        """A ~4M-parameter model small enough to train on a CPU (``plip-tiny-synth``)."""
+        return cls.preset("small", image_size, dim=dim)
 
     @classmethod
-    def preset(cls, name: str, image_size: tuple[int, int] | None = None) -> "PLIPConfig":
-        """An architecture by name: ``rn50``, ``small`` or ``tiny``."""
-        if name == "rn50":
-            return cls.rn50()
-        if name in ("small", "tiny"):
-            builder = cls.small if name == "small" else cls.tiny
-            return builder(image_size=tuple(image_size)) if image_size else builder()
-        raise ConfigError(f"unknown architecture {name!r} (rn50, small, tiny)")
+    def preset(cls, name: str, image_size: tuple[int, int] | None = None, dim: int | None = None) -> "PLIPConfig":
+        """A registered architecture by name (see :data:`plip.models.ARCHITECTURES`)."""
+        return build_config(name, image_size=tuple(image_size) if image_size else None, dim=dim)
 
     # -- (de)serialisation --------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -240,6 +225,80 @@ class PLIPConfig:
         except json.JSONDecodeError as err:
             raise ConfigError(f"{path}: not valid JSON ({err})") from None
         return cls.from_dict(data, source=str(path))
+
+
+# -- named architectures: variants are data, built by one helper ----------------------------
+@dataclass(frozen=True)
+class Architecture:
+    """A PLIP variant.
+
+    Attributes:
+        name: the name ``build_config`` takes.
+        description: one line for listings.
+        vision: :class:`VisionConfig` fields except ``image_size`` / ``output_dim``.
+        text: :class:`TextConfig` fields except ``hidden_size`` and the derived sizes.
+        image_size: default input (H, W).
+        dim: joint embedding size (``vision.output_dim`` = ``text.hidden_size``).
+        text_head_dim: BERT channels per attention head (heads = ``dim // text_head_dim``).
+        text_ffn_ratio: BERT intermediate size / ``dim``.
+    """
+
+    name: str
+    description: str
+    vision: dict[str, Any] = field(default_factory=dict)
+    text: dict[str, Any] = field(default_factory=dict)
+    image_size: tuple[int, int] = (256, 128)
+    dim: int = 768
+    text_head_dim: int = 64
+    text_ffn_ratio: int = 4
+
+    def config(self, image_size: tuple[int, int] | None = None, dim: int | None = None) -> PLIPConfig:
+        size = tuple(image_size or self.image_size)
+        dim = dim or self.dim
+        vision = VisionConfig(**{**self.vision, "image_size": size, "output_dim": dim})
+        text = TextConfig(**{
+            **self.text, "hidden_size": dim, "num_attention_heads": max(1, dim // self.text_head_dim),
+            "intermediate_size": self.text_ffn_ratio * dim,
+        })
+        return PLIPConfig(vision=vision, text=text, preprocess=PreprocessConfig(image_size=size)).validate()
+
+
+ARCHITECTURES: dict[str, Architecture] = {}
+
+
+def register_architecture(name: str, description: str, **fields: Any) -> Architecture:
+    """Add a variant to :data:`ARCHITECTURES` (a name may be registered once)."""
+    if name in ARCHITECTURES:
+        raise ConfigError(f"architecture {name!r} is already registered")
+    ARCHITECTURES[name] = Architecture(name, description, **fields)
+    return ARCHITECTURES[name]
+
+
+def build_config(name: str, image_size: tuple[int, int] | None = None, dim: int | None = None) -> PLIPConfig:
+    """The :class:`PLIPConfig` of a registered architecture, optionally at another input size."""
+    if name not in ARCHITECTURES:
+        raise ConfigError(f"unknown architecture {name!r} ({', '.join(sorted(ARCHITECTURES))})")
+    return ARCHITECTURES[name].config(image_size=image_size, dim=dim)
+
+
+register_architecture(
+    "rn50", "the released PLIP-RN50: Modified ResNet-50 (attention pool, 8 heads) + BERT-base",
+    vision=dict(layers=(3, 4, 6, 3), width=64, heads=8),
+)
+register_architecture(
+    # head counts follow the rules plip.hub.official.infer_config uses (8 pooling heads, one
+    # BERT head per 64 channels), so a tiny official-format checkpoint loads without a config
+    "tiny", "the full architecture at test size (width 8, one block per stage, 2-layer BERT)",
+    vision=dict(layers=(1, 1, 1, 1), width=8, heads=8),
+    text=dict(num_hidden_layers=2, max_position_embeddings=128),
+    image_size=(64, 32), dim=32, text_ffn_ratio=2,
+)
+register_architecture(
+    "small", "~4M parameters (width 16, 2-layer BERT, mean pooling): trains on a CPU (plip-tiny-synth)",
+    vision=dict(layers=(1, 1, 1, 1), width=16, heads=8),
+    text=dict(num_hidden_layers=2, max_position_embeddings=128, pooling="mean"),
+    image_size=(128, 64), dim=64, text_head_dim=32,
+)
 
 
 def _build_section(section_cls: type, value: Any, where: str) -> Any:

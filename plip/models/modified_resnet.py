@@ -11,25 +11,14 @@ downsample.0``, ``attnpool.q_proj`` ...).
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import NamedTuple
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from .config import VisionConfig
-
-
-class ImageFeatures(NamedTuple):
-    """Output of :meth:`ModifiedResNet.forward_features`.
-
-    Attributes:
-        stages: the four stage maps (strides 4, 8, 16, 32; layer4 at 16 with last_stride=1).
-        embedding: the attention-pooled embedding ``(B, output_dim)`` (not normalised).
-    """
-
-    stages: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
-    embedding: torch.Tensor
 
 
 class Bottleneck(nn.Module):
@@ -121,7 +110,12 @@ class AttentionPool2d(nn.Module):
 
 
 class ModifiedResNet(nn.Module):
-    """CLIP-style Modified ResNet image encoder of PLIP (any depth, width, input size)."""
+    """CLIP-style Modified ResNet image encoder of PLIP (any depth, width, input size).
+
+    Method names follow timm: ``forward_features`` is the unpooled layer4 map
+    (``num_features`` channels), ``forward_head`` pools it with the attention pool
+    (``head_hidden_size`` = ``output_dim``), ``forward_intermediates`` returns the stage maps.
+    """
 
     def __init__(self, config: VisionConfig) -> None:
         super().__init__()
@@ -145,9 +139,10 @@ class ModifiedResNet(nn.Module):
         self.layer3 = self._make_layer(width * 4, config.layers[2], stride=2)
         self.layer4 = self._make_layer(width * 8, config.layers[3], stride=config.last_stride)
 
-        self.attnpool = AttentionPool2d(
+        self.attnpool: AttentionPool2d | None = AttentionPool2d(
             config.feature_grid, config.stage_channels[-1], config.heads, config.output_dim
         )
+        self.grad_checkpointing = False
 
     def _make_layer(self, planes: int, blocks: int, stride: int = 1) -> nn.Sequential:
         layers = [Bottleneck(self._inplanes, planes, stride)]
@@ -155,32 +150,109 @@ class ModifiedResNet(nn.Module):
         layers += [Bottleneck(self._inplanes, planes) for _ in range(1, blocks)]
         return nn.Sequential(*layers)
 
+    # -- description ---------------------------------------------------------------------
     @property
     def output_dim(self) -> int:
+        """Size of the pooled embedding (the attention pool's output)."""
         return self.config.output_dim
 
+    @property
+    def num_features(self) -> int:
+        """Channels of :meth:`forward_features` (the trunk width: layer4's channels)."""
+        return self.config.stage_channels[-1]
+
+    @property
+    def head_hidden_size(self) -> int:
+        """Size of :meth:`forward_head`'s output."""
+        return self.config.output_dim
+
+    @property
+    def stage_channels(self) -> tuple[int, int, int, int]:
+        return self.config.stage_channels
+
+    @property
+    def reductions(self) -> tuple[int, int, int, int]:
+        """Input-to-map stride of each stage (layer4: 32, or 16 with last stride 1)."""
+        return 4, 8, 16, 16 * self.config.last_stride
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute each bottleneck's activations in the backward pass (less memory, ~30% slower)."""
+        self.grad_checkpointing = enable
+
+    # -- forward -------------------------------------------------------------------------
     def stem(self, x: torch.Tensor) -> torch.Tensor:
         x = self.relu1(self.bn1(self.conv1(x)))
         x = self.relu2(self.bn2(self.conv2(x)))
         x = self.relu3(self.bn3(self.conv3(x)))
         return self.avgpool(x)
 
-    def forward_stages(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """The four stage maps (layer1..layer4 outputs)."""
-        x = x.to(self.conv1.weight.dtype)
-        c2 = self.layer1(self.stem(x))
-        c3 = self.layer2(c2)
-        c4 = self.layer3(c3)
-        c5 = self.layer4(c4)
-        return c2, c3, c4, c5
+    def _run_stage(self, stage: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+        if self.grad_checkpointing and torch.is_grad_enabled() and not torch.jit.is_scripting():
+            for block in stage:
+                x = checkpoint(block, x, use_reentrant=False)
+            return x
+        return stage(x)
 
-    def forward_features(self, x: torch.Tensor) -> ImageFeatures:
-        """The four stage maps and the pooled embedding of a batch ``(B, 3, H, W)``."""
-        stages = self.forward_stages(x)
-        return ImageFeatures(stages=stages, embedding=self.attnpool(stages[-1]))  # type: ignore[arg-type]
+    def forward_intermediates(
+        self,
+        x: torch.Tensor,
+        indices: int | Sequence[int] | None = None,
+        norm: bool = False,
+        stop_early: bool = False,
+        output_fmt: str = "NCHW",
+        intermediates_only: bool = False,
+    ):
+        """Stage maps (layer1..layer4 outputs), with timm's ``forward_intermediates`` contract.
+
+        Args:
+            x: images ``(B, 3, H, W)``.
+            indices: stage numbers 0..3 to return, or an int ``n`` for the last ``n`` stages
+                (default: all four).
+            norm: accepted for timm compatibility (there is no final norm).
+            stop_early: with ``intermediates_only``, skip the stages after the last requested one.
+            output_fmt: ``"NCHW"`` only.
+            intermediates_only: return only the list of maps; otherwise
+                ``(forward_features output, maps)``.
+        """
+        if output_fmt != "NCHW":
+            raise ValueError(f"output_fmt must be 'NCHW', got {output_fmt!r}")
+        take = _stage_indices(indices)
+        last = take[-1] if (intermediates_only and stop_early) else 3
+        x = self.stem(x.to(self.conv1.weight.dtype))
+        maps = []
+        for i, stage in enumerate((self.layer1, self.layer2, self.layer3, self.layer4)[: last + 1]):
+            x = self._run_stage(stage, x)
+            if i in take:
+                maps.append(x)
+        return maps if intermediates_only else (x, maps)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The unpooled layer4 map ``(B, num_features, H/32, W/32)`` (``H/16`` with last stride 1)."""
+        x = self.stem(x.to(self.conv1.weight.dtype))
+        for stage in (self.layer1, self.layer2, self.layer3, self.layer4):
+            x = self._run_stage(stage, x)
+        return x
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """Attention-pool a layer4 map to ``(B, head_hidden_size)`` (there is no classifier)."""
+        if self.attnpool is None:
+            raise ValueError("this encoder was built without its attention pool")
+        return self.attnpool(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The pooled embedding ``(B, output_dim)``, not normalised."""
-        return self.attnpool(self.forward_stages(x)[-1])
+        return self.forward_head(self.forward_features(x))
 
 
+def _stage_indices(indices: int | Sequence[int] | None) -> tuple[int, ...]:
+    """timm's convention: ``None`` = all stages, an int ``n`` = the last ``n``, else the listed ones."""
+    if indices is None:
+        return (0, 1, 2, 3)
+    if isinstance(indices, int):
+        if not 1 <= indices <= 4:
+            raise ValueError(f"indices as an int must be 1..4 (the last n stages), got {indices}")
+        return tuple(range(4 - indices, 4))
+    take = tuple(sorted(int(i) for i in indices))
+    if not take or take[0] < 0 or take[-1] > 3:
+        raise ValueError(f"indices must be stage numbers in 0..3, got {indices!r}")
+    return take

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 from torch import nn
-from transformers import BertConfig, BertModel
 
 from .config import TextConfig
+
+if TYPE_CHECKING:
+    from transformers import BertConfig
 
 
 class TextFeatures(NamedTuple):
@@ -26,6 +28,8 @@ class TextFeatures(NamedTuple):
 
 def bert_config(config: TextConfig) -> BertConfig:
     """The ``transformers.BertConfig`` of a :class:`TextConfig`."""
+    from transformers import BertConfig  # first use: transformers' modeling imports scipy (import plip stays light)
+
     return BertConfig(**config.bert_kwargs(), attn_implementation="sdpa")
 
 
@@ -36,11 +40,20 @@ class TextEncoder(nn.Module):
         super().__init__()
         config.validate()
         self.config = config
+        from transformers import BertModel
+
         self.encoder = BertModel(bert_config(config), add_pooling_layer=True)
 
     @property
     def output_dim(self) -> int:
         return self.config.hidden_size
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute each BERT layer's activations in the backward pass (less memory)."""
+        if enable:
+            self.encoder.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        else:
+            self.encoder.gradient_checkpointing_disable()
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> TextFeatures:
         if attention_mask is None:

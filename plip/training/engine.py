@@ -42,7 +42,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
-from .. import __version__
+from ..version import __version__
 from ..errors import CheckpointError, ConfigError, DataError
 from .checkpoint import (
     CHECKPOINT_FORMAT,

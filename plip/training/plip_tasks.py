@@ -15,7 +15,8 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import ConfigError
-from ..models import PLIPConfig, PLIPModel
+from ..inference import PLIPModel, create_model
+from ..models import PLIPConfig
 from .config import DataConfig, ModelConfig, RunConfig, _require
 from .losses import CMPCHead, cmpm_loss
 from .masking import AttributeMasker, mask_ratio_schedule
@@ -126,7 +127,7 @@ class FinetuneConfig(RunConfig):
 def build_plip_model(cfg: PLIPModelConfig, image_size: tuple[int, int]) -> PLIPModel:
     """A PLIP encoder in float32 on CPU, fresh or from weights, with BERT layers frozen."""
     if cfg.init:
-        from ..hub import load
+        from ..inference import load
 
         model = load(cfg.init)
         model.visual.to(memory_format=torch.contiguous_format)
@@ -137,7 +138,7 @@ def build_plip_model(cfg: PLIPModelConfig, image_size: tuple[int, int]) -> PLIPM
             config = PLIPConfig.preset(cfg.name, None if cfg.name == "rn50" else image_size)
         else:
             raise ConfigError(f"config key 'model.name': {cfg.name!r} is not rn50, small, tiny or a config.json file")
-        model = PLIPModel(config)
+        model = create_model(config)
     if tuple(model.config.vision.image_size) != tuple(image_size):
         raise ConfigError(
             f"config key 'data.image_size' {list(image_size)} differs from the model's input size "

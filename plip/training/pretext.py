@@ -374,8 +374,8 @@ class PLIPForPretraining(nn.Module):
 
     DistributedDataParallel only synchronises gradients of work done inside the wrapped
     module's ``forward``, so wrap *this* module (not the encoder alone). The encoder is
-    used through its public interface: ``model.visual.forward_features(images)`` (``.stages``,
-    ``.embedding``) and ``model.text(input_ids, attention_mask)`` (``.hidden_states``,
+    used through its public interface: ``model.visual(images)`` (the embedding),
+    ``model.visual.forward_intermediates(images, intermediates_only=True)`` (the stage maps) and ``model.text(input_ids, attention_mask)`` (``.hidden_states``,
     ``.embedding``).
     """
 
@@ -413,11 +413,11 @@ class PLIPForPretraining(nn.Module):
         when that task's weight is positive.
         """
         w = self.weights
-        image_emb = self.model.visual.forward_features(images).embedding
+        image_emb = self.model.visual(images)
         text_emb = self.model.text(input_ids, attention_mask).embedding
         gray_stages = None
         if w.tic > 0 and gray_images is not None:
-            gray_stages = self.model.visual.forward_stages(gray_images)
+            gray_stages = self.model.visual.forward_intermediates(gray_images, intermediates_only=True)
         masked_hidden = None
         if w.iap > 0 and masked_input_ids is not None:
             masked_hidden = self.model.text(masked_input_ids, attention_mask).hidden_states

@@ -8,11 +8,9 @@ that tests, CI and small CPU training runs have realistic person-search data:
   many people look alike;
 - :mod:`.variation`: what changes between two shots of a person (:class:`Variation`);
 - :mod:`.render`: drawing an identity under a variation (:func:`render_image`);
-- :mod:`.writer`: the dataset folder (:func:`generate_dataset`);
-- :mod:`.baseline`: a colour-histogram retrieval baseline to check a split's difficulty.
+- :mod:`.writer`: the dataset folder (:func:`generate_dataset`).
 """
 
-from .baseline import RetrievalScore, colour_histograms, image_to_image_rank1
 from .identity import COLOURS, HAIR_COLOURS, Identity, sample_identities, sample_identity
 from .render import render_image
 from .variation import IMAGE_HEIGHT, IMAGE_WIDTH, VIEWS, Occluder, Variation, sample_variation
@@ -34,14 +32,11 @@ __all__ = [
     "INFO_JSON",
     "Identity",
     "Occluder",
-    "RetrievalScore",
     "SYNTHPEDES_JSON",
     "SyntheticDataset",
     "VIEWS",
     "Variation",
-    "colour_histograms",
     "generate_dataset",
-    "image_to_image_rank1",
     "render_image",
     "sample_identities",
     "sample_identity",

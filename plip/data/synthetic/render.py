@@ -33,10 +33,6 @@ def _darker(rgb: RGB, factor: float = 0.55) -> RGB:
     return tuple(int(c * factor) for c in rgb)  # type: ignore[return-value]
 
 
-def _lighter(rgb: RGB, amount: float = 0.25) -> RGB:
-    return tuple(int(c + (255 - c) * amount) for c in rgb)  # type: ignore[return-value]
-
-
 class _Pen:
     """Shape helpers on an ImageDraw, with outlines 1 output pixel wide."""
 

@@ -1,38 +1,53 @@
-"""The PLIP model: image encoder + text encoder in one embedding space."""
+"""The PLIP model: image tower + text tower in one embedding space, with the raw-input API."""
 
 from __future__ import annotations
 
 import os
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import torch
 from torch import nn
 
-from .config import PLIPConfig
-from .modified_resnet import ModifiedResNet
-from .text_encoder import TextEncoder
+from ..errors import PlipError
+from ..hub.folder import default_model_card, write_folder
+from ..models.config import PLIPConfig, PreprocessConfig
+from ..models.modified_resnet import ModifiedResNet
+from ..models.text_encoder import TextEncoder
+from . import batching, graphs
+from .retrieval import RetrievalResult, retrieve
+
+if TYPE_CHECKING:
+    from ..data.transforms import ImagePreprocess
+    from ..tokenizer import PLIPTokenizer
 
 
 class PLIPModel(nn.Module):
     """PLIP: a Modified ResNet image encoder and a BERT text encoder (no projection heads).
 
-    ``forward`` is the training entry point (un-normalised embeddings, with gradients).
-    The ``encode_*`` and ``retrieve`` methods are the inference API: they take raw inputs
-    (paths, PIL images, arrays, strings), batch them, and return float32 CPU tensors.
-    A model returned by :func:`plip.load` carries ``preprocess`` and ``tokenizer``.
+    ``forward`` is the training entry point (un-normalised embeddings, with gradients). The
+    ``encode_*`` and ``retrieve`` methods are the inference API: they take raw inputs (paths,
+    PIL images, arrays, strings), batch them, and return float32 CPU tensors. They need
+    ``preprocess`` and ``tokenizer``, which the factory attaches (:func:`plip.load`,
+    :func:`plip.create_model`); the module itself only holds the towers.
+
+    Attributes:
+        visual: the image tower (:class:`~plip.models.ModifiedResNet`).
+        text: the text tower (:class:`~plip.models.TextEncoder`).
+        preprocess: image -> normalised tensor, as the model was trained (attached by the factory).
+        tokenizer: the model's tokenizer (attached by the factory).
+        inference_graphs: optimised CPU graphs built by :meth:`optimize_for_inference`, or ``None``.
+        name_or_path: where the model was loaded from.
     """
 
-    def __init__(self, config: PLIPConfig, tokenizer: Any | None = None) -> None:
+    def __init__(self, config: PLIPConfig) -> None:
         super().__init__()
         config.validate()
         self.config = config
         self.visual = ModifiedResNet(config.vision)
         self.text = TextEncoder(config.text)
-        from ..data.transforms import ImagePreprocess
-        from ..tokenizer import PLIPTokenizer
-
-        self.preprocess = ImagePreprocess(config.preprocess)
-        self.tokenizer = tokenizer or PLIPTokenizer(max_length=config.text.max_length)
+        self.preprocess: ImagePreprocess | None = None
+        self.tokenizer: PLIPTokenizer | None = None
+        self.inference_graphs: graphs.InferenceGraphs | None = None
         self.name_or_path: str | None = None
 
     # -- properties -----------------------------------------------------------------------
@@ -47,6 +62,16 @@ class PLIPModel(nn.Module):
     @property
     def dtype(self) -> torch.dtype:
         return next(self.parameters()).dtype
+
+    @property
+    def preprocess_config(self) -> PreprocessConfig:
+        """What the image tower expects: size (H, W), interpolation, RGB mean/std (``.mean_255`` ... in 0-255)."""
+        return self.config.preprocess
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Activation checkpointing in both towers (training with less memory)."""
+        self.visual.set_grad_checkpointing(enable)
+        self.text.set_grad_checkpointing(enable)
 
     # -- training forward -------------------------------------------------------------------
     def forward(
@@ -71,9 +96,7 @@ class PLIPModel(nn.Module):
         ``normalize=False``. Lists of any length are processed ``batch_size`` at a time;
         ``num_workers > 0`` decodes images in DataLoader worker processes.
         """
-        from ..encoding import encode_images
-
-        return encode_images(
+        return batching.encode_images(
             self, images, batch_size=batch_size, normalize=normalize, progress=progress, num_workers=num_workers
         )
 
@@ -90,9 +113,7 @@ class PLIPModel(nn.Module):
         Captions are tokenised once, grouped by length and padded to the longest caption of
         each batch; text longer than ``config.text.max_length`` tokens is truncated.
         """
-        from ..encoding import encode_texts
-
-        return encode_texts(self, texts, batch_size=batch_size, normalize=normalize, progress=progress)
+        return batching.encode_texts(self, texts, batch_size=batch_size, normalize=normalize, progress=progress)
 
     def optimize_for_inference(self, *, image: bool | str = True, text: str | None = None) -> "PLIPModel":
         """Build faster CPU inference paths used by :meth:`encode_image` / :meth:`encode_text`.
@@ -100,24 +121,20 @@ class PLIPModel(nn.Module):
         ``image=True`` (or ``"trace"``) traces the image encoder into a frozen TorchScript
         graph (batch norm folded, oneDNN-fused; ~1 s to build); ``image="compile"`` compiles
         it with ``torch.compile`` (~15 s, needs a C++ compiler, fastest). Both are exact to
-        float32 rounding: about 1.8x and 2x the images/s of the official float32 forward on
-        a 2-core CPU. ``text="int8"`` runs the text encoder's linear layers with dynamic int8
-        quantisation (approximate: cosine ~0.998 with the float32 embeddings; about 3x the
-        texts/s). The graphs are dropped, with a warning, as soon as the weights, dtype or
-        device change. Returns ``self``. See :mod:`plip.optimize`.
+        float32 rounding. ``text="int8"`` runs the text encoder's linear layers with dynamic
+        int8 quantisation (approximate). The graphs are dropped, with a warning, as soon as
+        the weights, dtype or device change. Returns ``self``. See :mod:`plip.inference.graphs`
+        (speed: ``benchmarks/bench_encoding.py``).
         """
-        from ..optimize import optimize_for_inference
+        self.inference_graphs = graphs.build_graphs(self, image=image, text=text)
+        return self
 
-        return optimize_for_inference(self, image=image, text=text)
-
-    def retrieve(self, query: Any, gallery: torch.Tensor, top_k: int = 10, **kwargs: Any):
+    def retrieve(self, query: Any, gallery: torch.Tensor, top_k: int = 10, **kwargs: Any) -> RetrievalResult:
         """Top-k gallery entries for a query: text (str or list), images, or embeddings.
 
         ``gallery`` holds embeddings from :meth:`encode_image` (or :meth:`encode_text`).
         A single string or 1-D embedding gives 1-D results; a list gives ``(Q, k)``.
         """
-        from ..retrieval import retrieve
-
         if isinstance(query, str):
             q = self.encode_text([query])[0]
         elif isinstance(query, torch.Tensor) and query.dim() in (1, 2) and query.shape[-1] == self.embed_dim:
@@ -131,6 +148,12 @@ class PLIPModel(nn.Module):
     # -- persistence ----------------------------------------------------------------------------
     def save_pretrained(self, directory: str | os.PathLike, model_card: str | None = None) -> None:
         """Write ``config.json``, ``model.safetensors``, tokenizer files and a model card."""
-        from ..hub.pretrained import save_pretrained
+        if self.tokenizer is None:
+            raise PlipError("save_pretrained needs the model's tokenizer (build it with plip.create_model or plip.load)")
+        write_folder(
+            directory, self.config, self.state_dict(), self.tokenizer,
+            model_card=model_card, default_card=lambda: default_model_card(self.config, self.num_parameters()),
+        )
 
-        save_pretrained(self, directory, model_card=model_card)
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())

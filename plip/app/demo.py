@@ -38,14 +38,14 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from .data.captions import CAPTION_STYLES, generate_captions
-from .data.synthetic import INFO_JSON, SYNTHPEDES_JSON, generate_dataset, sample_identities
-from .data.textreid import DATASETS, TextReIDSplit, load_text_reid
-from .errors import ConfigError, DataError
-from .evaluation.chance import chance_retrieval_metrics
-from .evaluation.text_retrieval import evaluate_text_to_image
-from .retrieval import retrieve
-from .visualize import QueryRow, RetrievedImage, contact_sheet, render_retrieval_html
+from ..data.captions import CAPTION_STYLES, generate_captions
+from ..data.synthetic import INFO_JSON, SYNTHPEDES_JSON, generate_dataset, sample_identities
+from ..data.textreid import DATASETS, TextReIDSplit, load_text_reid
+from ..errors import ConfigError, DataError
+from ..evaluation.chance import chance_retrieval_metrics
+from ..evaluation.text_retrieval import evaluate_text_to_image
+from ..inference.retrieval import retrieve
+from .visualize import QueryRow, RetrievedImage, contact_sheet, relative_src, render_retrieval_html
 
 __all__ = [
     "DEFAULT_MODEL", "DEFAULT_SEED", "DEFAULT_IDENTITIES", "DEFAULT_QUERIES",
@@ -403,7 +403,7 @@ def run_demo(
         html_rows = _relocated(rows, staging, out)
         page = render_retrieval_html(
             html_rows, title=title, summary=summary, metrics_table=_metrics_rows(metrics, chance),
-            image_src=lambda p: Path(os.path.relpath(p, out.resolve())).as_posix(),
+            image_src=relative_src(out),
         )
         (staging / HTML_FILE).write_text(page, encoding="utf-8")
         sheet_title = title if metrics is None else (
@@ -496,7 +496,7 @@ def _run_on_split(model, data, styles, num_queries, own, top_k, batch_size, work
 
 
 def _run_on_folder(model, folder, own, top_k, batch_size, workers, progress, log, seconds):
-    from .cli.encode import find_images
+    from ..data.images import find_images
 
     tic = time.perf_counter()
     root, relative = find_images([str(folder)])

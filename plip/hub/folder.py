@@ -1,25 +1,26 @@
 """Our own model format: a folder in the Hugging Face Hub layout.
 
 ``config.json`` (:class:`~plip.models.PLIPConfig`), ``model.safetensors`` (keys ``visual.*`` and
-``text.*``), the tokenizer files (``vocab.txt`` ...) and a ``README.md`` model card.
+``text.*``), the tokenizer files (``vocab.txt`` ...) and a ``README.md`` model card. This module
+reads and writes the files (configs, tensors, tokenizer); :mod:`plip.inference.factory` builds
+the model from them.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Callable, Mapping
 
+import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from ..errors import CheckpointError, ModelNotFoundError
 from ..models.config import PLIPConfig
+from ..tokenizer import PLIPTokenizer
 from ..utils.io import atomic_path, atomic_write_text
-from .state_dict import load_state_dict_strict
-
-if TYPE_CHECKING:
-    from ..models.plip_model import PLIPModel
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -27,45 +28,63 @@ MODEL_CARD_NAME = "README.md"
 REQUIRED_FILES = (CONFIG_NAME, WEIGHTS_NAME)
 
 
-def save_pretrained(model: "PLIPModel", directory: str | os.PathLike, model_card: str | None = None) -> None:
-    """Write ``model`` to ``directory`` (created if needed); each file is written atomically."""
+@dataclass
+class FolderContents:
+    """What a model folder holds: its config, its tensors (``visual.*`` / ``text.*``) and tokenizer."""
+
+    config: PLIPConfig
+    state_dict: dict[str, torch.Tensor]
+    tokenizer: PLIPTokenizer
+    weights_path: Path
+
+
+def write_folder(
+    directory: str | os.PathLike,
+    config: PLIPConfig,
+    state_dict: Mapping[str, torch.Tensor],
+    tokenizer: PLIPTokenizer,
+    *,
+    model_card: str | None = None,
+    default_card: Callable[[], str] | None = None,
+) -> None:
+    """Write a model folder (created if needed); each file is written atomically.
+
+    An existing ``README.md`` is kept unless ``model_card`` is given; otherwise
+    ``default_card()`` writes one.
+    """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    state = {key: value.detach().cpu().contiguous() for key, value in model.state_dict().items()}
+    state = {key: value.detach().cpu().contiguous() for key, value in state_dict.items()}
     with atomic_path(directory / WEIGHTS_NAME) as tmp:
         save_file(state, tmp, metadata={"format": "pt", "plip_model_type": "plip"})
-    model.tokenizer.save_pretrained(directory)
-    model.config.save(directory / CONFIG_NAME)
+    tokenizer.save_pretrained(directory)
+    config.save(directory / CONFIG_NAME)
     if model_card is None and (directory / MODEL_CARD_NAME).exists():
         return
-    atomic_write_text(directory / MODEL_CARD_NAME, model_card or default_model_card(model))
+    if model_card is None and default_card is None:
+        return
+    atomic_write_text(directory / MODEL_CARD_NAME, model_card or default_card())
 
 
-def load_pretrained_folder(directory: str | os.PathLike) -> "PLIPModel":
-    """Build a model from a folder written by :func:`save_pretrained`."""
-    from ..models.plip_model import PLIPModel
-    from ..tokenizer import PLIPTokenizer
-
+def read_folder(directory: str | os.PathLike) -> FolderContents:
+    """Read a folder written by :func:`write_folder` (config, every tensor, tokenizer)."""
     directory = Path(directory)
     missing = [name for name in REQUIRED_FILES if not (directory / name).is_file()]
     if missing:
         raise ModelNotFoundError(f"{directory}: not a plip model folder (missing {', '.join(missing)})")
     config = PLIPConfig.load(directory / CONFIG_NAME)
     tokenizer = PLIPTokenizer.from_pretrained(directory, max_length=config.text.max_length)
-    model = PLIPModel(config, tokenizer=tokenizer)
     weights = directory / WEIGHTS_NAME
     try:
         state = load_file(str(weights))
     except (SafetensorError, OSError, ValueError) as err:
         raise CheckpointError(f"{weights}: unreadable safetensors file ({err})") from None
-    load_state_dict_strict(model, state, str(weights))
-    model.name_or_path = str(directory)
-    return model
+    return FolderContents(config, state, tokenizer, weights)
 
 
-def default_model_card(model: "PLIPModel") -> str:
-    cfg = model.config
-    params = sum(p.numel() for p in model.parameters())
+def default_model_card(config: PLIPConfig, num_parameters: int) -> str:
+    cfg = config
+    params = num_parameters
     return f"""---
 library_name: plip-person
 license: mit

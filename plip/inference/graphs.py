@@ -1,4 +1,4 @@
-"""Opt-in faster inference for a loaded model: :meth:`PLIPModel.optimize_for_inference`.
+"""Optimised CPU graphs of a loaded model: :meth:`PLIPModel.optimize_for_inference`.
 
 Two independent options, both on the CPU in float32:
 
@@ -34,12 +34,14 @@ from typing import TYPE_CHECKING, Callable, Literal
 
 import torch
 
-from .errors import PlipError
+from ..errors import PlipError
+from ..utils.modes import eval_mode
+from .micro_batch import image_micro_batch
 
 if TYPE_CHECKING:
-    from .models.plip_model import PLIPModel
+    from .model import PLIPModel
 
-__all__ = ["optimize_for_inference", "image_graph", "text_module", "is_optimized"]
+__all__ = ["InferenceGraphs", "build_graphs", "image_graph", "text_module", "is_optimized"]
 
 TextMode = Literal["int8"]
 _MAX_COMPILED_BATCH = 16
@@ -47,7 +49,9 @@ ImageMode = Literal["trace", "compile"]
 
 
 @dataclass
-class _InferenceGraphs:
+class InferenceGraphs:
+    """Optimised forwards of a model, valid while the model's weights are those of ``fingerprint``."""
+
     image: Callable[[torch.Tensor], torch.Tensor] | None
     image_size: tuple[int, int]
     text: torch.nn.Module | None
@@ -59,10 +63,10 @@ def _fingerprint(model: "PLIPModel") -> tuple:
     return tuple((t.data_ptr(), t._version, t.dtype, t.device) for t in itertools.chain(model.parameters(), model.buffers()))
 
 
-def optimize_for_inference(
+def build_graphs(
     model: "PLIPModel", *, image: bool | ImageMode = True, text: TextMode | None = None
-) -> "PLIPModel":
-    """Build the faster inference paths of ``model`` (in place; returns ``model``).
+) -> InferenceGraphs:
+    """Build the faster inference paths of ``model`` (it keeps them in ``model.inference_graphs``).
 
     Args:
         model: a float32 model on the CPU.
@@ -85,9 +89,7 @@ def optimize_for_inference(
             f"optimize_for_inference builds CPU float32 graphs; this model is {model.dtype} on {model.device} "
             "(on a GPU use plip.load(..., dtype=torch.float16) instead)"
         )
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         size = tuple(model.config.vision.image_size)
         graph = None
         if image == "trace":
@@ -95,10 +97,7 @@ def optimize_for_inference(
         elif image == "compile":
             graph = _CompiledImageEncoder(model, size)
         text_module = _quantized_text(model) if text == "int8" else None
-    finally:
-        model.train(was_training)
-    model._inference_graphs = _InferenceGraphs(graph, size, text_module, _fingerprint(model))
-    return model
+    return InferenceGraphs(graph, size, text_module, _fingerprint(model))
 
 
 def _trace_image_encoder(model: "PLIPModel", size: tuple[int, int]) -> torch.jit.ScriptModule:
@@ -118,8 +117,6 @@ class _CompiledImageEncoder:
     """``torch.compile`` of a frozen copy of the image encoder, for one micro-batch shape."""
 
     def __init__(self, model: "PLIPModel", size: tuple[int, int]) -> None:
-        from .encoding import image_micro_batch
-
         import torch._inductor.config as inductor_config
 
         self._config = inductor_config
@@ -154,12 +151,12 @@ def _quantized_text(model: "PLIPModel") -> torch.nn.Module:
         return torch.ao.quantization.quantize_dynamic(text, {torch.nn.Linear}, dtype=torch.qint8)
 
 
-def _valid_graphs(model: "PLIPModel") -> _InferenceGraphs | None:
-    graphs = getattr(model, "_inference_graphs", None)
+def _valid_graphs(model: "PLIPModel") -> InferenceGraphs | None:
+    graphs = model.inference_graphs
     if graphs is None:
         return None
     if graphs.fingerprint != _fingerprint(model):
-        model._inference_graphs = None
+        model.inference_graphs = None
         warnings.warn(
             "the model's weights, dtype or device changed after optimize_for_inference(); its optimised "
             "graphs were dropped and the model runs as usual (call optimize_for_inference() again)",

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..training.cli import EPILOG, IntermixedArgumentParser, add_arguments
-from ..training.cli import run as _run
+from ...training.cli import EPILOG, IntermixedArgumentParser, add_arguments
+from ...training.cli import run as _run
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -14,7 +14,7 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from ..hub.registry import MODELS
+    from ...hub.registry import MODELS
 
     rows = [
         {"name": e.name, "params": e.params, "source": e.source, "description": e.description,

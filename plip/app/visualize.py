@@ -12,10 +12,11 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
+from urllib.parse import quote
 
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
-from .data.images import load_image
+from ..data.images import load_image
 
 __all__ = [
     "RetrievedImage", "QueryRow", "ContactSheetLayout", "render_retrieval_html", "contact_sheet", "relative_src",
@@ -212,6 +213,7 @@ def contact_sheet(
 
 
 def relative_src(html_dir: str | os.PathLike) -> Callable[[str], str]:
-    """An ``image_src`` for :func:`render_retrieval_html`: paths relative to ``html_dir``."""
+    """An ``image_src`` for :func:`render_retrieval_html`: URL-quoted paths relative to ``html_dir``
+    (a ``#`` or ``?`` in a file name would otherwise cut the link)."""
     base = Path(html_dir).resolve()
-    return lambda path: Path(os.path.relpath(Path(path).resolve(), base)).as_posix()
+    return lambda path: quote(Path(os.path.relpath(Path(path).resolve(), base)).as_posix())

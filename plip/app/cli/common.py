@@ -17,7 +17,7 @@ def add_model_args(parser: argparse.ArgumentParser, required: bool = True) -> No
 def load_model_from_args(args: argparse.Namespace):
     import torch
 
-    from ..hub import load
+    from ...inference import load
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     return load(args.model, device=device, dtype=args.dtype)

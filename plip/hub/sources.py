@@ -1,4 +1,7 @@
-"""``plip.load``: one entry point for every way a model can be named."""
+"""Where a model name points: the registry, the Hub (download + cache + checksum), folders, files.
+
+:func:`resolve_source` turns any spec :func:`plip.load` accepts into a local source.
+"""
 
 from __future__ import annotations
 
@@ -7,65 +10,13 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
-from ..errors import CheckpointError, ModelNotFoundError, PlipError
-from .official import is_official_checkpoint_path, load_official
-from .pretrained import CONFIG_NAME, REQUIRED_FILES, WEIGHTS_NAME, load_pretrained_folder
-from .registry import MODELS
+from ..errors import CheckpointError, ModelNotFoundError
+from .folder import CONFIG_NAME, REQUIRED_FILES, WEIGHTS_NAME
+from .official import is_official_checkpoint_path
+from .registry import MODELS, embedded_folder
 
 HUB_PREFIX = "hf-hub:"
 TOKENIZER_FILES = ("vocab.txt",)
-_DTYPES = {
-    "float32": torch.float32, "fp32": torch.float32,
-    "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
-    "float16": torch.float16, "fp16": torch.float16, "half": torch.float16,
-}
-
-
-def load(
-    name_or_path: str | os.PathLike,
-    *,
-    device: str | torch.device | None = None,
-    dtype: str | torch.dtype | None = None,
-    revision: str | None = None,
-    cache_dir: str | os.PathLike | None = None,
-    config=None,
-):
-    """Load a PLIP model, ready for inference (eval mode, preprocessing and tokenizer attached).
-
-    Args:
-        name_or_path: a registry name (``"plip-rn50"``, see :func:`plip.list_models`),
-            ``"hf-hub:org/repo[@revision]"``, a folder written by ``save_pretrained`` /
-            ``plip convert``, or an official checkpoint file (``PLIP_RN50.pth.tar``).
-        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"`` ... (default: CPU).
-        dtype: ``float32`` (default), ``bfloat16`` or ``float16`` (float16 needs CUDA).
-        revision: Hub revision overriding the registry's or the ``@rev`` suffix.
-        cache_dir: Hugging Face cache folder (default: the ``HF_HUB_CACHE`` / ``HF_HOME`` one).
-        config (PLIPConfig | None): a :class:`~plip.models.PLIPConfig` for an official checkpoint whose
-            architecture cannot be inferred from its shapes (ignored for other sources).
-    """
-    device = torch.device(device) if device is not None else torch.device("cpu")
-    dtype = _resolve_dtype(dtype, device)
-    model = _load_fp32(os.fspath(name_or_path), revision=revision, cache_dir=cache_dir, config=config)
-    model = model.to(device=device, dtype=dtype).eval()
-    if device.type == "cpu":
-        model.visual.to(memory_format=torch.channels_last)  # ~2x faster convolutions on CPU
-    return model
-
-
-def _resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
-    if dtype is None:
-        return torch.float32
-    if isinstance(dtype, str):
-        if dtype.lower() not in _DTYPES:
-            raise PlipError(f"dtype {dtype!r} is not one of {sorted(set(_DTYPES))}")
-        dtype = _DTYPES[dtype.lower()]
-    if dtype not in (torch.float32, torch.bfloat16, torch.float16):
-        raise PlipError(f"dtype {dtype} is not supported (float32, bfloat16, float16)")
-    if dtype == torch.float16 and device.type == "cpu":
-        raise PlipError("dtype float16 needs a CUDA device; use bfloat16 on CPU")
-    return dtype
 
 
 @dataclass(frozen=True)
@@ -115,9 +66,7 @@ def resolve_source(
 def _registered_source(name: str, revision: str | None, cache_dir) -> ModelSource:
     entry = MODELS[name]
     if entry.embedded:
-        from importlib import resources
-
-        folder = Path(str(resources.files("plip").joinpath(entry.embedded)))
+        folder = embedded_folder(name)
         return ModelSource("folder", folder, folder / WEIGHTS_NAME, name=name)
     try:
         folder = download_from_hub(entry.hub_repo, revision or entry.revision, cache_dir=cache_dir)
@@ -131,16 +80,6 @@ def _registered_source(name: str, revision: str | None, cache_dir) -> ModelSourc
             )
         raise ModelNotFoundError(f"{err}.{hint}") from None
     return ModelSource("folder", folder, folder / WEIGHTS_NAME, name=name)
-
-
-def _load_fp32(spec: str, revision: str | None, cache_dir: str | os.PathLike | None, config=None):
-    source = resolve_source(spec, revision=revision, cache_dir=cache_dir)
-    if source.kind == "official":
-        return load_official(source.path, config=config)
-    model = load_pretrained_folder(source.path)
-    if source.name:
-        model.name_or_path = source.name
-    return model
 
 
 def _hub_offline() -> bool:

@@ -14,9 +14,9 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from .errors import PlipError
-from .utils.io import atomic_path
-from .version import __version__
+from ..errors import PlipError
+from ..utils.io import atomic_path
+from ..version import __version__
 
 
 @dataclass

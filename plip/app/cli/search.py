@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import html
-import os
 from pathlib import Path
 
 
@@ -27,10 +25,10 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from ..errors import PlipError
-    from ..gallery import load_embeddings
-    from ..retrieval import retrieve
-    from ..utils.io import atomic_write_text
+    from ...errors import PlipError
+    from ...inference.embedding_files import load_embeddings
+    from ...inference.retrieval import retrieve
+    from ...utils.io import atomic_write_text
     from .common import load_model_from_args
 
     if not args.query and not args.image:
@@ -64,30 +62,12 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         atomic_write_text(args.json, json.dumps(report, indent=2) + "\n")
     if args.html:
-        atomic_write_text(args.html, render_hits_html(report, Path(args.html).resolve().parent, args.gallery))
+        from ..visualize import QueryRow, RetrievedImage, relative_src, render_retrieval_html
+
+        rows = [QueryRow(entry["query"], [RetrievedImage(h["rank"], h["path"], h["score"], h["id"]) for h in entry["hits"]])
+                for entry in report]
+        page = render_retrieval_html(rows, title=f"plip search: {args.gallery}",
+                                     image_src=relative_src(Path(args.html).resolve().parent))
+        atomic_write_text(args.html, page)
         print(f"\nwrote {args.html}")
     return 0
-
-
-def render_hits_html(report: list[dict], html_dir: Path, title: str) -> str:
-    """A self-contained page: one row of thumbnails per query (image links relative to the page)."""
-    rows = []
-    for entry in report:
-        cells = []
-        for hit in entry["hits"]:
-            src = os.path.relpath(hit["path"], html_dir) if hit["path"] else ""
-            marker = " hit" if hit.get("correct") else (" miss" if hit.get("correct") is False else "")
-            cells.append(
-                f'<figure class="thumb{marker}"><img src="{html.escape(Path(src).as_posix())}" '
-                f'alt="{html.escape(hit["id"])}" loading="lazy"><figcaption>#{hit["rank"]} '
-                f'{hit["score"]:.3f}<br>{html.escape(hit["id"])}</figcaption></figure>'
-            )
-        rows.append(f'<section><h2>{html.escape(entry["query"])}</h2><div class="row">{"".join(cells)}</div></section>')
-    return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-        f"<title>plip search: {html.escape(title)}</title><style>"
-        "body{font-family:sans-serif;margin:1em} .row{display:flex;gap:8px;flex-wrap:wrap}"
-        "figure{margin:0;text-align:center;font-size:11px} img{height:160px;border:3px solid #ddd}"
-        ".hit img{border-color:#2a2} .miss img{border-color:#c22} h2{font-size:15px}"
-        "</style></head><body>\n" + "\n".join(rows) + "\n</body></html>\n"
-    )

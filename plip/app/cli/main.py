@@ -1,6 +1,6 @@
 """Entry point of the ``plip`` command.
 
-Each subcommand lives in its own module of :mod:`plip.cli` and exposes
+Each subcommand lives in its own module of :mod:`plip.app.cli` and exposes
 ``register(subparsers)``, which adds its parser and sets ``func`` (a callable taking the
 parsed arguments and returning an exit code).
 """
@@ -12,10 +12,10 @@ import importlib
 import sys
 from typing import Sequence
 
-from ..errors import PlipError
-from ..version import __version__
+from ...errors import PlipError
+from ...version import __version__
 
-# Module names under plip.cli, in the order `plip --help` lists them.
+# Module names under plip.app.cli, in the order `plip --help` lists them.
 SUBCOMMANDS: tuple[str, ...] = (
     "models",
     "convert",

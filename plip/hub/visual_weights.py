@@ -15,9 +15,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError, safe_open
+from torch import nn
 
 from ..errors import CheckpointError, ModelNotFoundError
 from ..models.config import PLIPConfig, PreprocessConfig, VisionConfig
+from ..models.modified_resnet import ModifiedResNet
+from .folder import CONFIG_NAME, WEIGHTS_NAME
+from .official import infer_config, read_official_checkpoint
+from .sources import resolve_source
 
 VISUAL_PREFIX = "visual."
 
@@ -50,11 +56,11 @@ def load_visual_weights(
             a :class:`~plip.models.PLIPModel` or a :class:`~plip.models.ModifiedResNet`.
         revision, cache_dir: as in :func:`plip.load`, for Hub sources.
     """
-    from ..models.modified_resnet import ModifiedResNet
-    from ..models.plip_model import PLIPModel
-
-    if isinstance(spec, PLIPModel):
-        return _from_module(spec.visual, spec.config.preprocess, spec.name_or_path or "PLIPModel")
+    if isinstance(spec, nn.Module) and isinstance(getattr(spec, "visual", None), ModifiedResNet):
+        # a PLIPModel (or anything holding a PLIP image tower as .visual)
+        preprocess = spec.config.preprocess if hasattr(spec, "config") else PreprocessConfig(
+            image_size=tuple(spec.visual.config.image_size))
+        return _from_module(spec.visual, preprocess, getattr(spec, "name_or_path", None) or type(spec).__name__)
     if isinstance(spec, ModifiedResNet):
         preprocess = PreprocessConfig(image_size=tuple(spec.config.image_size))
         return _from_module(spec, preprocess, type(spec).__name__)
@@ -72,8 +78,6 @@ def _from_module(visual, preprocess: PreprocessConfig, source: str) -> VisualWei
 
 
 def _from_path_or_name(spec: str, *, revision: str | None, cache_dir) -> VisualWeights:
-    from ..hub.loading import resolve_source
-
     source = resolve_source(spec, revision=revision, cache_dir=cache_dir)
     if source.kind == "official":
         return _from_official(source.path)
@@ -81,10 +85,6 @@ def _from_path_or_name(spec: str, *, revision: str | None, cache_dir) -> VisualW
 
 
 def _from_folder(folder: Path, label: str, weights: Path | None = None) -> VisualWeights:
-    from safetensors import SafetensorError, safe_open
-
-    from ..hub.pretrained import CONFIG_NAME, WEIGHTS_NAME
-
     folder = Path(folder)
     if not (folder / CONFIG_NAME).is_file():
         raise ModelNotFoundError(f"{folder}: not a plip model folder (missing {CONFIG_NAME})")
@@ -106,8 +106,6 @@ def _from_folder(folder: Path, label: str, weights: Path | None = None) -> Visua
 
 
 def _from_official(path: Path) -> VisualWeights:
-    from ..hub.official import infer_config, read_official_checkpoint
-
     image, text = read_official_checkpoint(path)
     config = infer_config(image, text, str(path))
     return VisualWeights(config.vision, config.preprocess, image, str(path))

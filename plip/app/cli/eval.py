@@ -16,13 +16,13 @@ import platform
 import sys
 from typing import Any
 
-from ..evaluation.dispatch import ATTRIBUTES, IMAGE_REID, TASK_TITLES, TEXT_RETRIEVAL, check_model_fits, dataset_task
+from ...evaluation.dispatch import ATTRIBUTES, IMAGE_REID, TASK_TITLES, TEXT_RETRIEVAL, check_model_fits, dataset_task
 
 
 def register(subparsers) -> None:
-    from ..data.attributes import ATTRIBUTE_DATASETS
-    from ..data.image_reid import IMAGE_REID_DATASETS
-    from ..data.textreid import DATASETS
+    from ...data.attributes import ATTRIBUTE_DATASETS
+    from ...data.image_reid import IMAGE_REID_DATASETS
+    from ...data.textreid import DATASETS
     from .common import add_model_args, add_optimize_arg
 
     parser = subparsers.add_parser(
@@ -81,7 +81,7 @@ def _versions() -> dict[str, str]:
     import numpy
     import torch
 
-    from ..version import __version__
+    from ...version import __version__
 
     versions = {"plip": __version__, "torch": torch.__version__, "numpy": numpy.__version__, "python": platform.python_version()}
     try:
@@ -122,7 +122,7 @@ _TASK_OPTIONS = {
 
 
 def _check_task_options(args: argparse.Namespace, task: str) -> None:
-    from ..errors import ConfigError
+    from ...errors import ConfigError
 
     for other, options in _TASK_OPTIONS.items():
         if other == task:
@@ -134,7 +134,7 @@ def _check_task_options(args: argparse.Namespace, task: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate ``args.model`` on ``args.dataset``; the dataset name picks the task."""
-    from ..errors import PlipError
+    from ...errors import PlipError
 
     if args.batch_size < 1 or args.text_batch_size < 1:
         raise PlipError("--batch-size and --text-batch-size must be >= 1")
@@ -149,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
 def _write_report(path: str, report: dict[str, Any]) -> None:
     import time
 
-    from ..utils.io import atomic_write_text
+    from ...utils.io import atomic_write_text
 
     report = {**report, "versions": _versions(), "date": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     atomic_write_text(path, json.dumps(report, indent=2) + "\n")
@@ -169,9 +169,9 @@ def _percent(metrics: dict[str, float]) -> dict[str, float]:
 def _run_text_retrieval(args: argparse.Namespace) -> int:
     import time
 
-    from ..data.textreid import load_text_reid
-    from ..errors import PlipError
-    from ..evaluation.text_retrieval import evaluate_text_to_image
+    from ...data.textreid import load_text_reid
+    from ...errors import PlipError
+    from ...evaluation.text_retrieval import evaluate_text_to_image
     from .common import apply_optimize, load_model_from_args
 
     args.ks = args.ks or [1, 5, 10]
@@ -231,7 +231,7 @@ def _run_text_retrieval(args: argparse.Namespace) -> int:
 def _load_downstream(args: argparse.Namespace):
     import time
 
-    from ..downstream.io import load_model
+    from ...downstream.base import load_model
 
     tic = time.perf_counter()
     model = load_model(args.model, device=_device(args))
@@ -249,9 +249,9 @@ def _queries_without_match(split) -> int:
 def _run_image_reid(args: argparse.Namespace) -> int:
     import time
 
-    from ..data.image_reid import read_image_reid
-    from ..downstream.evaluate import evaluate_reid_model
-    from ..errors import ConfigError
+    from ...data.image_reid import read_image_reid
+    from ...downstream.evaluate import evaluate_reid_model
+    from ...errors import ConfigError
 
     if args.split != "test":
         raise ConfigError(f"--split {args.split}: image ReID benchmarks are evaluated on their query and gallery (test) only")
@@ -293,9 +293,9 @@ def _run_image_reid(args: argparse.Namespace) -> int:
 def _run_attributes(args: argparse.Namespace) -> int:
     import time
 
-    from ..data.attributes import read_attribute_dataset
-    from ..downstream.evaluate import evaluate_attribute_model
-    from ..errors import ConfigError
+    from ...data.attributes import read_attribute_dataset
+    from ...downstream.evaluate import evaluate_attribute_model
+    from ...errors import ConfigError
 
     threshold = 0.5 if args.threshold is None else args.threshold
     if not 0.0 <= threshold < 1.0:

@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 import torch
 
-from .errors import PlipError
+from ..errors import PlipError
 
 
 class RetrievalResult(NamedTuple):

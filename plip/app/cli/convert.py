@@ -21,10 +21,10 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..errors import PlipError
-    from ..hub.official import load_official
-    from ..hub.pretrained import CONFIG_NAME
-    from ..models.config import PLIPConfig
+    from ...errors import PlipError
+    from ...inference.factory import load_official
+    from ...hub.folder import CONFIG_NAME
+    from ...models.config import PLIPConfig
 
     out = Path(args.output)
     if (out / CONFIG_NAME).exists() and not args.force:
@@ -39,9 +39,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _model_card(model, source_name: str) -> str:
-    from ..hub.pretrained import default_model_card
+    from ...hub.folder import default_model_card
 
-    return default_model_card(model) + (
+    return default_model_card(model.config, model.num_parameters()) + (
         f"\n## Provenance\nConverted unchanged from the official checkpoint `{source_name}` "
         "(https://github.com/Zplusdragon/PLIP) with `plip convert`.\n"
     )

@@ -8,11 +8,11 @@ import os
 import sys
 from pathlib import Path
 
-from ..errors import ConfigError
+from ...errors import ConfigError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from ..data.attribute_vocab import LABEL_SETS
+    from ...data.attribute_vocab import LABEL_SETS
 
     parser = subparsers.add_parser(
         "caption",
@@ -36,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data.attribute_vocab import caption_attribute_table
+    from ...data.attribute_vocab import caption_attribute_table
 
     if not 1 <= args.captions_per_image <= 5:
         raise ConfigError(f"--captions-per-image must be between 1 and 5, got {args.captions_per_image}")

@@ -1,0 +1,50 @@
+"""``plip encode``: embed a folder of images into a safetensors gallery file."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+def register(subparsers) -> None:
+    from .common import add_model_args, add_optimize_arg
+
+    parser = subparsers.add_parser(
+        "encode", help="embed images (a folder or files) into a gallery file",
+        description="Embed every image under --images (recursively) and write the embeddings with "
+        "their ids (paths relative to the folder) to a safetensors file.",
+    )
+    add_model_args(parser)
+    parser.add_argument("--images", "-i", required=True, nargs="+", help="image folder(s) or files")
+    parser.add_argument("--out", "-o", required=True, help="output .safetensors file")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="decoding processes")
+    parser.add_argument("--skip-bad", action="store_true", help="skip unreadable images (counted at the end)")
+    parser.add_argument("--no-progress", action="store_true")
+    add_optimize_arg(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ...errors import PlipError
+    from ...inference.batching import encode_image_items
+    from ...inference.embedding_files import EmbeddingFile, save_embeddings
+    from .common import apply_optimize, load_model_from_args
+
+    from ...data.images import find_images
+
+    root, rel = find_images(args.images)
+    model = apply_optimize(load_model_from_args(args), args)
+    result = encode_image_items(
+        model, [os.path.join(root, r) for r in rel], labels=rel, batch_size=args.batch_size,
+        num_workers=args.workers, skip_bad=args.skip_bad, progress=not args.no_progress,
+    )
+    if not result.kept:
+        raise PlipError(f"none of the {len(rel)} images could be read; first: {result.failures[0][1]}")
+    kept_ids = [rel[i] for i in result.kept]
+    save_embeddings(args.out, EmbeddingFile(result.embeddings, kept_ids, root=root, model=str(args.model)))
+    print(f"wrote {args.out}: {len(kept_ids)} embeddings of size {result.embeddings.shape[1]}")
+    if result.failures:
+        print(f"skipped {len(result.failures)} unreadable image(s); first: {result.failures[0][1]}", file=sys.stderr)
+    return 0
