@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
 from ...errors import ConfigError
+from ...utils.io import atomic_write_text
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -48,15 +48,7 @@ def run(args: argparse.Namespace) -> int:
         captions_per_image=args.captions_per_image,
     )
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(
-            json.dumps([e.to_json() for e in entries], ensure_ascii=False, indent=1) + "\n", encoding="utf-8"
-        )
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write_text(out, json.dumps([e.to_json() for e in entries], ensure_ascii=False, indent=1) + "\n")
     for note in file_notes:
         print(f"plip caption: note: {note}", file=sys.stderr)
     skipped = sum(len(e.notes) for e in entries)

@@ -41,6 +41,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ...errors import ConfigError, DataError
+from ...utils.io import atomic_write_bytes
 from ...version import __version__
 from ..captions import attribute_string, caption_tokens, generate_captions, prompt_caption
 from .identity import Identity, sample_identities
@@ -97,21 +98,8 @@ def split_sizes(identities: int, fractions: Sequence[float]) -> tuple[int, int, 
     return identities - val - test, val, test
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    # Not plip.utils.io.atomic_path: its mkstemp temp files are created mode 0600, and a
-    # dataset folder should stay readable by others (umask), as with any plain write.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def _write_json(path: Path, obj: object, indent: int | None = None) -> None:
-    _atomic_write_bytes(path, (json.dumps(obj, ensure_ascii=False, indent=indent) + "\n").encode("utf-8"))
+    atomic_write_bytes(path, (json.dumps(obj, ensure_ascii=False, indent=indent) + "\n").encode("utf-8"))
 
 
 @dataclass(frozen=True)
@@ -136,7 +124,7 @@ def _render_identity(task: _Task) -> list[tuple[str, list[str]]]:
         variation = sample_variation(np.random.default_rng([task.seed, 1, ident.person_id, n]))
         buffer = io.BytesIO()
         render_image(ident, variation).save(buffer, format="JPEG", quality=task.jpeg_quality)
-        _atomic_write_bytes(folder / f"{n}.jpg", buffer.getvalue())
+        atomic_write_bytes(folder / f"{n}.jpg", buffer.getvalue())
         rng = np.random.default_rng([task.seed, 2, ident.person_id, n])
         low, high = task.captions_per_image
         captions = generate_captions(desc, rng, int(rng.integers(low, high + 1)))
