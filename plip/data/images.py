@@ -66,8 +66,6 @@ def _array_to_image(array: np.ndarray, where: str) -> Image.Image:
 
 def find_images(inputs: list[str]) -> tuple[str, list[str]]:
     """(root, relative paths) of the images named by files and folders, sorted."""
-    from ...errors import PlipError
-
     paths: list[Path] = []
     for item in inputs:
         p = Path(item)

@@ -511,7 +511,7 @@ def _init_or_build(cfg: RunConfig, build) -> nn.Module:
     """The net from ``model.init`` (a trained downstream folder; its architecture is used) or ``build()``."""
     if not cfg.model.init:
         return build()
-    from .io import load_model
+    from .base import load_model
 
     return load_model(cfg.model.init).train()
 

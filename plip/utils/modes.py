@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
-
-from torch import nn
+from typing import Any, Iterator
 
 
 @contextlib.contextmanager
-def eval_mode(*modules: nn.Module) -> Iterator[None]:
-    """Put ``modules`` in eval mode for the block; restore each one's training flag after."""
-    states = [(module, module.training) for module in modules]
+def eval_mode(*modules: Any) -> Iterator[None]:
+    """Put ``modules`` in eval mode for the block; restore each one's training flag after.
+
+    Objects without ``eval`` / ``train`` (duck-typed encoders) are left alone.
+    """
+    states = [(m, bool(getattr(m, "training", False))) for m in modules if hasattr(m, "eval") and hasattr(m, "train")]
     for module, _ in states:
         module.eval()
     try:
