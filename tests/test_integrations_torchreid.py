@@ -70,7 +70,7 @@ def _detach(value):
     return value.detach() if torch.is_tensor(value) else [_detach(v) for v in value]
 
 
-def test_registered_names_and_contract():
+def test_registered_names_and_contract(tmp_path):
     factory = plip_torchreid.model_factory()
     assert {"plip_bot", "plip_mgn", "plip_rn50"} <= set(factory)
     assert torchreid.models.build_model.__globals__["__model_factory"] is factory
@@ -81,6 +81,12 @@ def test_registered_names_and_contract():
     logits, feats = model(x)
     assert logits.shape == (2, 5) and feats.shape == (2, 2048)
     assert model.eval()(x).shape == (2, 2048)
+    tiny = torchreid.models.build_model("plip_bot_tiny", num_classes=5).eval()
+    tiny.save_pretrained(tmp_path / "bot")  # plip's own folder format, plip's state-dict keys
+    from plip.downstream import load_model
+
+    x = torch.randn(2, 3, 64, 32)
+    torch.testing.assert_close(load_model(tmp_path / "bot")(x), tiny(x))
     with pytest.raises(ConfigError, match="xent"):
         torchreid.models.build_model("plip_bot_tiny", num_classes=5, loss="xent")
     with pytest.raises(ConfigError, match="already has"):

@@ -66,12 +66,26 @@ def model_factory() -> dict[str, Callable[..., nn.Module]]:
     return factory
 
 
+ARCHITECTURES: dict[str, type[nn.Module]] = {}
+
+
+def _architecture(name: str):
+    """Register a torchreid-speaking model class as ``register(..., architecture=name)``."""
+
+    def decorate(cls: type[nn.Module]) -> type[nn.Module]:
+        ARCHITECTURES[name] = cls
+        return cls
+
+    return decorate
+
+
 def _check_loss(loss: str) -> str:
     if loss not in LOSSES:
         raise ConfigError(f"torchreid loss must be one of {LOSSES}, got {loss!r}")
     return loss
 
 
+@_architecture("bot")
 class TorchreidBoT(BoT):
     """:class:`plip.downstream.BoT` with torchreid's outputs (state dict keys unchanged)."""
 
@@ -101,6 +115,7 @@ class TorchreidBoT(BoT):
         self.as_plip().save_pretrained(directory)
 
 
+@_architecture("mgn")
 class TorchreidMGN(MGN):
     """:class:`plip.downstream.MGN` with torchreid's outputs: lists that ``DeepSupervision`` averages."""
 
@@ -136,6 +151,7 @@ def _as_base(model: nn.Module, base: type) -> nn.Module:
     return plain
 
 
+@_architecture("rn50")
 class TorchreidPLIP(nn.Module):
     """The PLIP image tower (attention-pooled 768-d embedding) plus a linear ID classifier.
 
@@ -175,14 +191,10 @@ class _Entry:
 
 
 def _build(entry: _Entry, num_classes: int, loss: str, pretrained: bool) -> nn.Module:
-    if entry.architecture == "bot":
-        return TorchreidBoT(num_classes, loss=loss, backbone=entry.backbone, pretrained=pretrained, **entry.kwargs)
-    if entry.architecture == "mgn":
-        return TorchreidMGN(num_classes, loss=loss, backbone=entry.backbone, pretrained=pretrained, **entry.kwargs)
-    return TorchreidPLIP(num_classes, loss=loss, backbone=entry.backbone, pretrained=pretrained, **entry.kwargs)
+    cls = ARCHITECTURES[entry.architecture]
+    return cls(num_classes, loss=loss, backbone=entry.backbone, pretrained=pretrained, **entry.kwargs)
 
 
-ARCHITECTURES = ("bot", "mgn", "rn50")
 _ENTRIES: dict[str, _Entry] = {}
 
 
@@ -201,7 +213,7 @@ def register(name: str, architecture: str, *, backbone: Any = DEFAULT_BACKBONE, 
         the factory function ``(num_classes, loss="softmax", pretrained=True, use_gpu=True)``.
     """
     if architecture not in ARCHITECTURES:
-        raise ConfigError(f"architecture must be one of {ARCHITECTURES}, got {architecture!r}")
+        raise ConfigError(f"architecture must be one of {tuple(ARCHITECTURES)}, got {architecture!r}")
     factory = model_factory()
     if name in factory and not overwrite and name not in _ENTRIES:
         raise ConfigError(f"torchreid already has a model named {name!r}; pass overwrite=True to replace it")
