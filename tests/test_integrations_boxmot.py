@@ -6,12 +6,16 @@ slicing for the crop geometry, and the ground-truth identities of a rendered sce
 
 from __future__ import annotations
 
+import importlib.util
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-boxmot = pytest.importorskip("boxmot")
+if importlib.util.find_spec("boxmot") is None:  # skip only when the package is absent, never on a broken install
+    pytest.skip("boxmot is not installed (pip install \"plip-person[integrations]\")", allow_module_level=True)
+import boxmot  # noqa: E402
 
 import plip  # noqa: E402
 from plip.data.synthetic import render_image, sample_identities, sample_variation  # noqa: E402

@@ -8,13 +8,17 @@ preprocessing) for the features torchreid's data pipeline produces.
 
 from __future__ import annotations
 
+import importlib.util
+
 import warnings
 
 import numpy as np
 import pytest
 import torch
 
-torchreid = pytest.importorskip("torchreid")
+if importlib.util.find_spec("torchreid") is None:  # skip only when the package is absent, never on a broken install
+    pytest.skip("torchreid is not installed (pip install \"plip-person[integrations]\")", allow_module_level=True)
+import torchreid  # noqa: E402
 
 import plip  # noqa: E402
 import plip.integrations.torchreid as plip_torchreid  # noqa: E402
@@ -154,3 +158,12 @@ def test_datamanager_normalisation_matches_plip(market_root):
     assert cosines["plip"].mean() > 0.99 and cosines["plip"].min() > 0.95, cosines["plip"]
     assert cosines["imagenet"].mean() < 0.9, cosines["imagenet"]
     assert np.isfinite(cosines["imagenet"]).all()
+
+
+def test_moved_private_factory_is_a_clear_error(monkeypatch):
+    """If a torchreid release renames its private registry, plip says so instead of failing later."""
+    from plip.errors import PlipError
+
+    monkeypatch.delattr(torchreid.models, "__model_factory")
+    with pytest.raises(PlipError, match=r"torchreid .* has no dict torchreid.models.__model_factory"):
+        plip_torchreid.model_factory()
