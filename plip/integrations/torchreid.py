@@ -160,12 +160,13 @@ class TorchreidPLIP(nn.Module):
     """
 
     def __init__(self, num_classes: int, *, loss: str = "softmax", backbone: Any = DEFAULT_BACKBONE,
-                 pretrained: bool = True) -> None:  # fmt: skip
+                 pretrained: bool = True, image_size: Any = None) -> None:  # fmt: skip
         super().__init__()
         if num_classes < 1:
             raise ConfigError(f"plip_rn50: num_classes must be >= 1, got {num_classes!r}")
         self.loss = _check_loss(loss)
-        self.backbone = build_backbone(backbone, pretrained, attn_pool=True)
+        # another input size interpolates the attention pool's positions (with a warning)
+        self.backbone = build_backbone(backbone, pretrained, attn_pool=True, image_size=image_size)
         self.feature_dim = self.backbone.num_features
         self.classifier = nn.Linear(self.feature_dim, num_classes)
         nn.init.normal_(self.classifier.weight, std=0.001)

@@ -47,7 +47,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         choices=("synthpedes", "market1501", "pa100k"),
         default="synthpedes",
         help="synthpedes: SYNTH-PEDES + CUHK-PEDES with captions; market1501: bounding_box_train / "
-        "query / bounding_box_test (val joins train); pa100k: annotation.mat + data/ with 26 attributes",
+        "query / bounding_box_test (val joins train); pa100k: annotation.mat + data/ with 26 attributes "
+        "(--ids-per-part, --captions-per-image and --workers apply to synthpedes only)",
     )
     parser.add_argument("--identities", type=int, default=1000, metavar="N", help="number of people")
     parser.add_argument("--images-per-id", type=int, default=4, metavar="K", help="images per person")
