@@ -73,7 +73,7 @@ def test_baseline_forward_backward_equals_plip_losses():
     sum(losses.values()).backward()
     assert model.backbone.conv1.weight.grad.abs().sum() > 0
     with torch.no_grad():  # oracle: the same network pieces, plip's losses, plip's normalisation
-        from plip.models.config import PLIP_MEAN, PLIP_STD
+        from plip import PLIP_MEAN, PLIP_STD
 
         x = (batch["images"] / 255 - torch.tensor(PLIP_MEAN).view(1, 3, 1, 1)) / torch.tensor(PLIP_STD).view(1, 3, 1, 1)
         out = model.heads(model.backbone(x), batch["targets"])

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from plip.cli.main import main
+from plip.app.cli.main import main
 from plip.data.attribute_names import PA100K_ATTRIBUTES
 from plip.data.attributes import read_pa100k
 from plip.data.image_reid import read_market1501

@@ -83,14 +83,12 @@ class PLIPReID:
     """
 
     def __init__(self, model: Any = "plip-rn50", *, batch_size: int = 32, device: str | torch.device | None = None) -> None:
+        from .. import PLIPModel, load
         from ..data.transforms import ImagePreprocess
-        from ..models import PLIPModel
 
         if batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size!r}")
         if not isinstance(model, nn.Module):
-            from ..hub import load
-
             model = load(model)
         if isinstance(model, PLIPModel):
             self.module: nn.Module = model.visual

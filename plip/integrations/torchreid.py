@@ -250,7 +250,7 @@ def _preprocess_of(model: Any):
         if entry.backbone == DEFAULT_BACKBONE:
             base = PreprocessConfig()
         else:
-            from ..downstream.weights import load_visual_weights
+            from ..hub.visual_weights import load_visual_weights
 
             base = load_visual_weights(entry.backbone).preprocess
         size = entry.kwargs.get("image_size") or _IMAGE_SIZES[entry.architecture] or base.image_size

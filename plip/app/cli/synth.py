@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_format(args: argparse.Namespace) -> int:
-    from ..data.synthetic.formats import write_market1501, write_pa100k
+    from ...data.synthetic.formats import write_market1501, write_pa100k
 
     writer = write_market1501 if args.format == "market1501" else write_pa100k
     result = writer(

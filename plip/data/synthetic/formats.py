@@ -50,7 +50,8 @@ from ..attribute_names import PA100K_ATTRIBUTES
 from .identity import Identity, sample_identities
 from .render import render_background, render_image
 from .variation import IMAGE_HEIGHT, IMAGE_WIDTH, Variation, sample_variation
-from .writer import INFO_JSON, MARKER, PA100K_ANNOTATION, _atomic_write_bytes, _prepare_folder, _write_json, split_sizes
+from ...utils.io import atomic_write_bytes
+from .writer import INFO_JSON, MARKER, PA100K_ANNOTATION, _prepare_folder, _write_json, split_sizes
 
 __all__ = ["MarketDataset", "PA100KDataset", "write_market1501", "write_pa100k", "pa100k_labels", "SYNTH_FORMATS"]
 
@@ -141,7 +142,7 @@ def write_market1501(
         nonlocal frame
         frame += 25  # one detection every 25 frames, like a sampled video stream
         name = f"{pid}_c{camera}s{sequence}_{frame:06d}_00.jpg"
-        _atomic_write_bytes(folders[folder] / name, _jpeg(image.resize(size, Image.Resampling.BOX), jpeg_quality))
+        atomic_write_bytes(folders[folder] / name, _jpeg(image.resize(size, Image.Resampling.BOX), jpeg_quality))
         counts[folder] += 1
 
     people = sample_identities(identities, seed, share=share)
@@ -243,7 +244,7 @@ def write_pa100k(
             variation, image = _shot(ident, seed, n)
             index += 1
             name = f"{index:06d}.jpg"
-            _atomic_write_bytes(root / "data" / name, _jpeg(image, jpeg_quality))
+            atomic_write_bytes(root / "data" / name, _jpeg(image, jpeg_quality))
             names[split_name].append(name)
             labels[split_name].append(pa100k_labels(ident, variation))
     width = len(PA100K_ATTRIBUTES)
@@ -254,7 +255,7 @@ def write_pa100k(
         mat[f"{split_name}_label"] = np.stack(rows) if rows else np.zeros((0, width), dtype=np.uint8)
     buffer = io.BytesIO()
     savemat(buffer, mat)
-    _atomic_write_bytes(root / PA100K_ANNOTATION, buffer.getvalue())
+    atomic_write_bytes(root / PA100K_ANNOTATION, buffer.getvalue())
     split_images = {k: len(v) for k, v in names.items()}
     info = {
         "generator": "plip.data.synthetic", "format": "pa100k", "plip_version": __version__, "seed": seed,
