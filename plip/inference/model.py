@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -132,12 +133,17 @@ class PLIPModel(nn.Module):
     def retrieve(self, query: Any, gallery: torch.Tensor, top_k: int = 10, **kwargs: Any) -> RetrievalResult:
         """Top-k gallery entries for a query: text (str or list), images, or embeddings.
 
-        ``gallery`` holds embeddings from :meth:`encode_image` (or :meth:`encode_text`).
-        A single string or 1-D embedding gives 1-D results; a list gives ``(Q, k)``.
+        ``gallery`` holds embeddings from :meth:`encode_image` (or :meth:`encode_text`), as a
+        tensor or a float16/32/64 NumPy array; a NumPy gallery gives NumPy results (see
+        :func:`plip.retrieve`). A single string or 1-D embedding gives 1-D results; a list
+        gives ``(Q, k)``. A float NumPy query of width :attr:`embed_dim` is an embedding.
         """
         if isinstance(query, str):
             q = self.encode_text([query])[0]
         elif isinstance(query, torch.Tensor) and query.dim() in (1, 2) and query.shape[-1] == self.embed_dim:
+            q = query
+        elif (isinstance(query, np.ndarray) and query.dtype.kind == "f" and query.ndim in (1, 2)
+              and query.shape[-1] == self.embed_dim):
             q = query
         elif isinstance(query, (list, tuple)) and query and all(isinstance(t, str) for t in query):
             q = self.encode_text(list(query))

@@ -8,8 +8,9 @@ Ties are broken deterministically: equal scores rank the lower gallery index fir
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 
 from ..errors import PlipError
@@ -18,11 +19,31 @@ from ..errors import PlipError
 class RetrievalResult(NamedTuple):
     """Top-k gallery indices and scores, best first.
 
-    Shapes are ``(Q, k)`` for a batch of queries and ``(k,)`` for a single query.
+    Shapes are ``(Q, k)`` for a batch of queries and ``(k,)`` for a single query. Both are
+    NumPy arrays when the gallery was a NumPy array, tensors otherwise.
     """
 
-    indices: torch.Tensor
-    scores: torch.Tensor
+    indices: Any  # torch.Tensor | np.ndarray (int64)
+    scores: Any  # torch.Tensor | np.ndarray (float32; float64 for float64 inputs)
+
+
+_NUMPY_FLOATS = (np.float16, np.float32, np.float64)
+
+
+def _as_tensor(value: Any, what: str) -> torch.Tensor:
+    """A tensor view of an embedding matrix given as a tensor or a float16/32/64 NumPy array."""
+    if isinstance(value, torch.Tensor):
+        return value
+    if isinstance(value, np.ndarray):
+        if value.dtype.type not in _NUMPY_FLOATS:
+            raise PlipError(
+                f"{what}: NumPy embeddings must be float16, float32 or float64, got dtype {value.dtype}"
+            )
+        return torch.from_numpy(np.ascontiguousarray(value))
+    raise PlipError(
+        f"{what}: expected a torch.Tensor or a NumPy float array of embeddings, got {type(value).__module__}."
+        f"{type(value).__qualname__}"
+    )
 
 
 def _topk_stable(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -58,10 +79,9 @@ def _merge(best_v, best_i, new_v, new_i, k):
     return torch.gather(values, 1, order), torch.gather(indices, 1, order)
 
 
-@torch.inference_mode()
 def retrieve(
-    query: torch.Tensor,
-    gallery: torch.Tensor,
+    query: torch.Tensor | np.ndarray,
+    gallery: torch.Tensor | np.ndarray,
     top_k: int = 10,
     *,
     query_chunk: int = 1024,
@@ -69,6 +89,11 @@ def retrieve(
     device: torch.device | str | None = None,
 ) -> RetrievalResult:
     """Return the ``top_k`` gallery entries with the highest dot product for each query.
+
+    Embeddings may be tensors or float16 / float32 / float64 NumPy arrays (what FAISS users
+    hold); anything else is a :class:`~plip.errors.PlipError` naming the type. The result
+    has the gallery's type: NumPy arrays (``int64`` indices) for a NumPy gallery, tensors
+    otherwise. Scores are computed in float64 when either input is float64, else in float32.
 
     Args:
         query: ``(Q, D)`` or ``(D,)`` query embeddings.
@@ -78,6 +103,16 @@ def retrieve(
         gallery_chunk: gallery entries per block (bounds memory).
         device: where to compute (default: the query's device).
     """
+    as_numpy = isinstance(gallery, np.ndarray)
+    query, gallery = _as_tensor(query, "query"), _as_tensor(gallery, "gallery")
+    result = _retrieve(query, gallery, top_k, query_chunk, gallery_chunk, device)
+    if as_numpy:
+        return RetrievalResult(result.indices.cpu().numpy(), result.scores.cpu().numpy())
+    return result
+
+
+@torch.inference_mode()
+def _retrieve(query, gallery, top_k, query_chunk, gallery_chunk, device) -> RetrievalResult:
     single = query.dim() == 1
     if single:
         query = query.unsqueeze(0)
@@ -90,19 +125,20 @@ def retrieve(
     if top_k < 1:
         raise PlipError(f"top_k must be >= 1, got {top_k}")
     device = torch.device(device) if device is not None else query.device
+    dtype = torch.float64 if torch.float64 in (query.dtype, gallery.dtype) else torch.float32
     k = min(top_k, gallery.shape[0])
     all_v, all_i = [], []
     for q0 in range(0, query.shape[0], query_chunk):
-        q = query[q0 : q0 + query_chunk].to(device=device, dtype=torch.float32)
-        best_v = torch.empty(q.shape[0], 0, device=device)
+        q = query[q0 : q0 + query_chunk].to(device=device, dtype=dtype)
+        best_v = torch.empty(q.shape[0], 0, device=device, dtype=dtype)
         best_i = torch.empty(q.shape[0], 0, dtype=torch.long, device=device)
         for g0 in range(0, gallery.shape[0], gallery_chunk):
-            g = gallery[g0 : g0 + gallery_chunk].to(device=device, dtype=torch.float32)
+            g = gallery[g0 : g0 + gallery_chunk].to(device=device, dtype=dtype)
             v, i = _topk_stable(q @ g.T, min(k, g.shape[0]))
             best_v, best_i = _merge(best_v, best_i, v, i + g0, k)
         all_v.append(best_v)
         all_i.append(best_i)
-    values = torch.cat(all_v) if all_v else torch.empty(0, k, device=device)
+    values = torch.cat(all_v) if all_v else torch.empty(0, k, device=device, dtype=dtype)
     indices = torch.cat(all_i) if all_i else torch.empty(0, k, dtype=torch.long, device=device)
     if single:
         return RetrievalResult(indices[0], values[0])

@@ -42,6 +42,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder (empty or missing)")
+    parser.add_argument(
+        "--format",
+        choices=("synthpedes", "market1501", "pa100k"),
+        default="synthpedes",
+        help="synthpedes: SYNTH-PEDES + CUHK-PEDES with captions; market1501: bounding_box_train / "
+        "query / bounding_box_test (val joins train); pa100k: annotation.mat + data/ with 26 attributes "
+        "(--ids-per-part, --captions-per-image and --workers apply to synthpedes only)",
+    )
     parser.add_argument("--identities", type=int, default=1000, metavar="N", help="number of people")
     parser.add_argument("--images-per-id", type=int, default=4, metavar="K", help="images per person")
     parser.add_argument("--seed", type=int, default=0, metavar="S", help="random seed")
@@ -73,6 +81,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.workers is not None and args.workers < 0:
         raise ConfigError(f"--workers must be >= 0, got {args.workers}")
+    if args.format != "synthpedes":
+        return _run_format(args)
     dataset = generate_dataset(
         args.out,
         identities=args.identities,
@@ -90,4 +100,21 @@ def run(args: argparse.Namespace) -> int:
         f"wrote {dataset.images} images of {dataset.identities} identities with {dataset.captions} captions "
         f"to {dataset.root} ({splits})"
     )
+    return 0
+
+
+def _run_format(args: argparse.Namespace) -> int:
+    from ...data.synthetic.formats import write_market1501, write_pa100k
+
+    writer = write_market1501 if args.format == "market1501" else write_pa100k
+    result = writer(
+        args.out, identities=args.identities, images_per_id=args.images_per_id, seed=args.seed,
+        split=args.split, progress=not args.no_progress, overwrite=args.overwrite,
+    )  # fmt: skip
+    if args.format == "market1501":
+        detail = ", ".join(f"{k} {v}" for k, v in result.counts.items())
+        print(f"wrote Market-1501 format ({result.train_ids} train / {result.test_ids} test ids: {detail}) to {result.root}")
+    else:
+        detail = ", ".join(f"{k} {v}" for k, v in result.split_images.items())
+        print(f"wrote PA-100K format ({result.images} images: {detail}) to {result.root}")
     return 0

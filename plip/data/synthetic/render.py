@@ -20,7 +20,7 @@ from PIL import Image, ImageDraw, ImageFilter
 from .identity import COLOURS, Identity
 from .variation import IMAGE_HEIGHT, IMAGE_WIDTH, Variation
 
-__all__ = ["render_image", "render_person_scene"]
+__all__ = ["render_background", "render_image", "render_person_scene"]
 
 SUPERSAMPLE = 2
 RGB = tuple[int, int, int]
@@ -156,6 +156,15 @@ def render_image(ident: Identity, var: Variation) -> Image.Image:
     if var.blur > 0:
         image = image.filter(ImageFilter.GaussianBlur(var.blur))
     return image
+
+
+def render_background(var: Variation) -> Image.Image:
+    """The 256 x 128 scene of ``var`` with nobody in it (a detector's false positive)."""
+    size = (IMAGE_WIDTH * SUPERSAMPLE, IMAGE_HEIGHT * SUPERSAMPLE)
+    image = Image.new("RGB", size)
+    _draw_background(ImageDraw.Draw(image), np.random.default_rng(var.background_seed), size)
+    image = _camera(image.reduce(SUPERSAMPLE), var)
+    return image.filter(ImageFilter.GaussianBlur(var.blur)) if var.blur > 0 else image
 
 
 # ---------------------------------------------------------------------------------------

@@ -57,6 +57,9 @@ MARKER = ".plip_synth"  # written first, so that an interrupted run can be overw
 IMAGES_DIR = "imgs"
 SPLITS = ("train", "val", "test")
 _JSON_FILES = (SYNTHPEDES_JSON, CUHKPEDES_JSON, INFO_JSON)
+# what the Market-1501 and PA-100K formats (plip.data.synthetic.formats) write besides INFO_JSON
+PA100K_ANNOTATION = "annotation.mat"
+FORMAT_OUTPUTS = ("bounding_box_train", "query", "bounding_box_test", PA100K_ANNOTATION, "data")
 
 
 @dataclass(frozen=True)
@@ -133,7 +136,7 @@ def _render_identity(task: _Task) -> list[tuple[str, list[str]]]:
 
 
 def _prepare_folder(root: Path, overwrite: bool) -> None:
-    """Create ``root`` or clear a previous generator output in it."""
+    """Create ``root`` or clear a previous generator output in it (of any format)."""
     if root.exists() and not root.is_dir():
         raise DataError(f"output path {root} exists and is not a folder")
     root.mkdir(parents=True, exist_ok=True)
@@ -147,10 +150,10 @@ def _prepare_folder(root: Path, overwrite: bool) -> None:
             f"output folder {root} already holds a synthetic dataset; pass overwrite=True (--overwrite) to replace it"
         )
     # Annotations first: a folder whose images are half deleted must not look valid.
-    for name in _JSON_FILES:
+    for name in (*_JSON_FILES, PA100K_ANNOTATION):
         (root / name).unlink(missing_ok=True)
     for entry in entries:
-        if entry.name == IMAGES_DIR or (entry.name.startswith("Part") and entry.name[4:].isdigit()):
+        if entry.name in (IMAGES_DIR, *FORMAT_OUTPUTS) or (entry.name.startswith("Part") and entry.name[4:].isdigit()):
             if entry.is_symlink() or entry.is_file():
                 entry.unlink()
             else:
