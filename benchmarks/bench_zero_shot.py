@@ -19,8 +19,8 @@ import numpy as np
 import torch
 
 import plip
-from plip.evaluation.zero_shot import _PROMPT_CACHE, classify_attributes
-from plip.evaluation.zero_shot_schema import get_schema
+from plip.inference.zero_shot import _PROMPT_CACHE, classify_attributes
+from plip.inference.zero_shot_schema import get_schema
 
 
 def best_of_interleaved(repeat: int, *fns) -> list[float]:

@@ -34,8 +34,8 @@ import plip
 from plip.data.captions import prompt_caption
 from plip.data.synthetic import render_image, sample_identities, sample_variation
 from plip.evaluation.attribute_metrics import pedestrian_metrics
-from plip.evaluation.zero_shot import calibrate, classify_attributes
-from plip.evaluation.zero_shot_schema import column_labels, get_schema
+from plip.inference.zero_shot import calibrate, classify_attributes
+from plip.inference.zero_shot_schema import column_labels, get_schema
 
 
 def persons(count: int, seed: int):

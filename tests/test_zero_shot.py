@@ -1,4 +1,4 @@
-"""Zero-shot attribute recognition and description (plip.evaluation.zero_shot*).
+"""Zero-shot attribute recognition and description (plip.inference.zero_shot*).
 
 Oracles: the schemas' columns are the benchmarks' label lists (plip.data.attribute_names);
 probabilities are recomputed by hand from ``encode_image`` / ``encode_text`` (softmax of
@@ -23,7 +23,7 @@ from plip.data.attribute_names import ATTRIBUTE_NAMES
 from plip.data.captions import Garment, Item, PersonDescription, prompt_caption
 from plip.errors import ConfigError, DataError
 from plip.evaluation.attribute_metrics import evaluate_attributes, pedestrian_metrics
-from plip.evaluation.zero_shot import (
+from plip.inference.zero_shot import (
     DEFAULT_LOGIT_SCALE,
     AttributePrediction,
     Calibration,
@@ -31,8 +31,8 @@ from plip.evaluation.zero_shot import (
     classify_attributes,
     prompt_embeddings,
 )
-from plip.evaluation.zero_shot_facts import contains_fragment, merge_fragments, parse_fact
-from plip.evaluation.zero_shot_schema import BINARY, GROUP, column_labels, get_schema, list_schemas, load_schema
+from plip.inference.zero_shot_facts import contains_fragment, merge_fragments, parse_fact
+from plip.inference.zero_shot_schema import BINARY, GROUP, column_labels, get_schema, list_schemas, load_schema
 
 
 def _render(person, shot, seed=11):

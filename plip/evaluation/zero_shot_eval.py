@@ -19,9 +19,9 @@ import numpy as np
 
 from ..data.attributes import AttributeDataset
 from ..errors import ConfigError
+from ..inference.zero_shot import Calibration, calibrate, classify_attributes
+from ..inference.zero_shot_schema import AttributeSchema, get_schema
 from .attribute_metrics import evaluate_attributes
-from .zero_shot import Calibration, calibrate, classify_attributes
-from .zero_shot_schema import AttributeSchema, get_schema
 
 __all__ = ["schema_for_dataset", "evaluate_zero_shot"]
 

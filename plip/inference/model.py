@@ -158,15 +158,15 @@ class PLIPModel(nn.Module):
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
-    # -- zero-shot attributes (plip.evaluation.zero_shot) --------------------------------------
+    # -- zero-shot attributes (plip.inference.zero_shot) --------------------------------------
     def classify_attributes(self, images: Any, schema: Any = "pa100k", **kwargs: Any):
-        """Zero-shot attribute probabilities from text prompts; see :func:`plip.evaluation.zero_shot.classify_attributes`."""
-        from ..evaluation.zero_shot import classify_attributes
+        """Zero-shot attribute probabilities from text prompts; see :func:`plip.inference.zero_shot.classify_attributes`."""
+        from .zero_shot import classify_attributes
 
         return classify_attributes(self, images, schema, **kwargs)
 
     def describe(self, images: Any, **kwargs: Any) -> list[str]:
-        """A caption per image from zero-shot attributes; see :func:`plip.evaluation.zero_shot.describe`."""
-        from ..evaluation.zero_shot import describe
+        """A caption per image from zero-shot attributes; see :func:`plip.inference.zero_shot.describe`."""
+        from .zero_shot import describe
 
         return describe(self, images, **kwargs)

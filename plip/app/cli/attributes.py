@@ -39,8 +39,8 @@ def register(subparsers) -> None:
 def classify_folder(args: argparse.Namespace):
     """(relative paths, AttributePrediction) of the images named by ``args.images``."""
     from ...errors import ConfigError
-    from ...evaluation.zero_shot import Calibration, classify_attributes
-    from ...evaluation.zero_shot_schema import get_schema
+    from ...inference.zero_shot import Calibration, classify_attributes
+    from ...inference.zero_shot_schema import get_schema
     from .common import load_model_from_args
     from ...data.images import find_images
 
@@ -63,20 +63,18 @@ def classify_folder(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     import csv
+    import io
 
-    from ...utils.io import atomic_write_with
+    from ...utils.io import atomic_write_text
 
     rel, prediction = classify_folder(args)
     probs = prediction.probs.numpy()
-
-    def write(tmp: str) -> None:
-        with open(tmp, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["image", *prediction.columns])
-            for name, row in zip(rel, probs, strict=True):
-                writer.writerow([name, *(f"{p:.4f}" for p in row)])
-
-    atomic_write_with(args.out, write)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["image", *prediction.columns])
+    for name, row in zip(rel, probs, strict=True):
+        writer.writerow([name, *(f"{p:.4f}" for p in row)])
+    atomic_write_text(args.out, buffer.getvalue())
     print(f"wrote {args.out}: {len(rel)} images x {len(prediction.columns)} attributes of schema "
           f"{prediction.schema.name!r}" + (" (calibrated)" if prediction.calibrated else ""))  # fmt: skip
     return 0

@@ -149,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
     if getattr(args, "zero_shot", False):
         from .eval_zero_shot import run_zero_shot
 
-        return run_zero_shot(args)
+        return run_zero_shot(args, table=_table, write_report=_write_report)
     for dest, flag in (("schema", "--schema"), ("calibrate", "--calibrate"), ("calibration_split", "--calibration-split")):
         if getattr(args, dest, None) is not None:
             raise PlipError(f"{flag} applies to --zero-shot only")

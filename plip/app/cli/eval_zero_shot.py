@@ -8,6 +8,7 @@ given. The table and the JSON report have the shape of the trained attribute mod
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 
 
 def add_arguments(group) -> None:
@@ -23,7 +24,8 @@ def add_arguments(group) -> None:
                        help="split the calibration images come from (default: train, else trainval)")
 
 
-def run_zero_shot(args: argparse.Namespace) -> int:
+def run_zero_shot(args: argparse.Namespace, table: Callable, write_report: Callable) -> int:
+    """Run ``plip eval --zero-shot``; ``table`` and ``write_report`` are plip eval's own (same output shape)."""
     import time
 
     from ...data.attributes import read_attribute_dataset
@@ -31,7 +33,6 @@ def run_zero_shot(args: argparse.Namespace) -> int:
     from ...evaluation.dispatch import ATTRIBUTES, model_kind
     from ...evaluation.zero_shot_eval import evaluate_zero_shot, schema_for_dataset
     from .common import load_model_from_args
-    from .eval import _table, _write_report
 
     if model_kind(args.model) != "plip":
         raise ConfigError(f"--zero-shot needs a PLIP model (a registry name, hub id or PLIP folder), not --model {args.model}")
@@ -58,10 +59,10 @@ def run_zero_shot(args: argparse.Namespace) -> int:
     how = f"calibrated on {calibrate_images} labelled images" if calibrate_images else "uncalibrated"
     print(f"{dataset.name} {args.split}: {len(paths)} images, {dataset.num_attributes} attributes; "
           f"model {args.model}, zero-shot (schema {schema.name.split('[')[0]}, {how})")  # fmt: skip
-    print(_table({"attr": metrics}, ["mA", "accuracy", "precision", "recall", "f1"]))
+    print(table({"attr": metrics}, ["mA", "accuracy", "precision", "recall", "f1"]))
     print("mA per attribute: " + ", ".join(f"{k} {v:.1f}" for k, v in per_attribute.items()))
     if args.out:
-        _write_report(args.out, {
+        write_report(args.out, {
             "task": ATTRIBUTES, "model": str(args.model), "model_type": "plip", "zero_shot": True,
             "dataset": args.dataset, "dataset_title": dataset.name, "split": args.split, "root": str(args.root),
             "counts": {"images": len(paths), "attributes": dataset.num_attributes},

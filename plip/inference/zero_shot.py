@@ -2,7 +2,7 @@
 
 PLIP embeds person images and descriptions in one space, so an attribute is recognised by
 comparing an image with the prompts of its values. For every value of a schema
-(:mod:`plip.evaluation.zero_shot_schema`) the prompt ensemble is encoded once, the
+(:mod:`plip.inference.zero_shot_schema`) the prompt ensemble is encoded once, the
 normalised text embeddings averaged and re-normalised (one embedding per value). An
 image's logits over the values of one attribute are
 ``logit_scale * cos(image, value) + bias``; a softmax over them gives the distribution

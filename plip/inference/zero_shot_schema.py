@@ -14,7 +14,7 @@ Built-in schemas (:func:`list_schemas`):
   grammar from what each label states (:func:`plip.data.attribute_vocab.describe_labels`),
   with exclusive labels (age groups, views, sleeve length, lower garment ...) as groups;
 * ``person``: the appearance vocabulary of the captions (gender, hair, garments and their
-  colours, shoes, bag, cap), the default of :func:`plip.evaluation.zero_shot.describe`.
+  colours, shoes, bag, cap), the default of :func:`plip.inference.zero_shot.describe`.
 
 Custom schemas are YAML or JSON files (:func:`load_schema`); see
 ``docs/zero_shot_attributes.md`` for the format.
