@@ -163,3 +163,16 @@ class PLIPModel(nn.Module):
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+    # -- zero-shot attributes (plip.inference.zero_shot) --------------------------------------
+    def classify_attributes(self, images: Any, schema: Any = "pa100k", **kwargs: Any):
+        """Zero-shot attribute probabilities from text prompts; see :func:`plip.inference.zero_shot.classify_attributes`."""
+        from .zero_shot import classify_attributes
+
+        return classify_attributes(self, images, schema, **kwargs)
+
+    def describe(self, images: Any, **kwargs: Any) -> list[str]:
+        """A caption per image from zero-shot attributes; see :func:`plip.inference.zero_shot.describe`."""
+        from .zero_shot import describe
+
+        return describe(self, images, **kwargs)

@@ -74,6 +74,9 @@ def register(subparsers) -> None:
     attributes = parser.add_argument_group("attributes only")
     attributes.add_argument("--threshold", type=float, default=None,
                             help="probability above which an attribute counts as present (default: 0.5)")
+    from .eval_zero_shot import add_arguments as add_zero_shot_arguments
+
+    add_zero_shot_arguments(attributes)
     parser.set_defaults(func=run)
 
 
@@ -117,7 +120,8 @@ _TASK_OPTIONS = {
     TEXT_RETRIEVAL: {"ks": "--ks", "legacy_ap": "--legacy-ap", "i2t": "--i2t",
                      "save_embeddings": "--save-embeddings", "dtype": "--dtype"},
     IMAGE_REID: {"flip": "--flip", "distance": "--distance"},
-    ATTRIBUTES: {"threshold": "--threshold"},
+    ATTRIBUTES: {"threshold": "--threshold", "zero_shot": "--zero-shot", "schema": "--schema",
+                 "calibrate": "--calibrate", "calibration_split": "--calibration-split"},
 }
 
 
@@ -142,6 +146,13 @@ def run(args: argparse.Namespace) -> int:
         raise PlipError(f"--workers must be >= 0, got {args.workers}")
     task, _ = dataset_task(args.dataset)
     _check_task_options(args, task)
+    if getattr(args, "zero_shot", False):
+        from .eval_zero_shot import run_zero_shot
+
+        return run_zero_shot(args, table=_table, write_report=_write_report)
+    for dest, flag in (("schema", "--schema"), ("calibrate", "--calibrate"), ("calibration_split", "--calibration-split")):
+        if getattr(args, dest, None) is not None:
+            raise PlipError(f"{flag} applies to --zero-shot only")
     check_model_fits(args.model, task, args.dataset)  # before reading any data
     return _RUNNERS[task](args)
 

@@ -24,6 +24,8 @@ SUBCOMMANDS: tuple[str, ...] = (
     "eval",
     "synth",
     "caption",
+    "attributes",
+    "describe",
     "train",
     "demo",
 )
