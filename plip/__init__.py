@@ -6,6 +6,7 @@
 >>> hits = model.retrieve("a woman with a red backpack", gallery=gallery, top_k=5)
 """
 
+from . import export  # callable package: plip.export(model, out, ...)
 from .errors import PlipError
 from .hub import list_models, load
 from .models import PLIPConfig, PLIPModel
@@ -17,6 +18,6 @@ from .version import __version__
 from .downstream.backbone import backbone  # noqa: E402
 
 __all__ = [
-    "load", "list_models", "retrieve", "RetrievalResult", "backbone",
+    "load", "list_models", "export", "retrieve", "RetrievalResult", "backbone",
     "PLIPModel", "PLIPConfig", "PLIPTokenizer", "PlipError", "__version__",
 ]
