@@ -60,7 +60,7 @@ def _fingerprint(model: "PLIPModel") -> tuple:
 
 
 def optimize_for_inference(
-    model: "PLIPModel", *, image: bool | ImageMode = True, text: TextMode | None = None
+    model: "PLIPModel", *, image: bool | ImageMode = True, text: TextMode | None = None, runtime: str | None = None
 ) -> "PLIPModel":
     """Build the faster inference paths of ``model`` (in place; returns ``model``).
 
@@ -70,10 +70,15 @@ def optimize_for_inference(
             for the inductor-compiled one (both exact), ``False`` to keep the eager encoder.
         text: ``"int8"`` for dynamically quantised text linear layers (approximate), or
             ``None`` to keep the float32 text encoder.
+        runtime: ``"onnxruntime"`` runs both towers as exported float32 ONNX graphs in
+            onnxruntime (exact; :class:`plip.export.runtime.OrtRuntime`; ``image`` and
+            ``text`` are then ignored); ``None`` or ``"torch"`` builds the PyTorch paths above.
 
     Raises:
         PlipError: the model is not float32 on the CPU, a mode is unknown, or compiling failed.
     """
+    if runtime not in (None, "torch", "onnxruntime"):
+        raise PlipError(f"runtime must be 'torch' or 'onnxruntime', got {runtime!r}")
     if image is True:
         image = "trace"
     if image not in (False, None, "trace", "compile"):
@@ -90,6 +95,12 @@ def optimize_for_inference(
     try:
         size = tuple(model.config.vision.image_size)
         graph = None
+        if runtime == "onnxruntime":
+            from .export.runtime import OrtRuntime
+
+            ort = OrtRuntime.from_model(model)
+            model._inference_graphs = _InferenceGraphs(ort.image, size, ort.text, _fingerprint(model))
+            return model
         if image == "trace":
             graph = _trace_image_encoder(model, size)
         elif image == "compile":

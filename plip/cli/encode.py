@@ -11,7 +11,7 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".ti
 
 
 def register(subparsers) -> None:
-    from .common import add_model_args, add_optimize_arg
+    from .common import add_model_args, add_optimize_arg, add_runtime_arg
 
     parser = subparsers.add_parser(
         "encode", help="embed images (a folder or files) into a gallery file",
@@ -26,6 +26,7 @@ def register(subparsers) -> None:
     parser.add_argument("--skip-bad", action="store_true", help="skip unreadable images (counted at the end)")
     parser.add_argument("--no-progress", action="store_true")
     add_optimize_arg(parser)
+    add_runtime_arg(parser)
     parser.set_defaults(func=run)
 
 

@@ -65,7 +65,7 @@ def export(
     normalize: bool = True,
     quantize: str | None = None,
     calibration: str | os.PathLike | None = None,
-    calibration_size: int = 32,
+    calibration_size: int = 128,
     min_cosine: float = 0.99,
     max_r1_drop: float = 1.0,
     evaluation: Any = None,

@@ -94,7 +94,9 @@ class PLIPModel(nn.Module):
 
         return encode_texts(self, texts, batch_size=batch_size, normalize=normalize, progress=progress)
 
-    def optimize_for_inference(self, *, image: bool | str = True, text: str | None = None) -> "PLIPModel":
+    def optimize_for_inference(
+        self, *, image: bool | str = True, text: str | None = None, runtime: str | None = None
+    ) -> "PLIPModel":
         """Build faster CPU inference paths used by :meth:`encode_image` / :meth:`encode_text`.
 
         ``image=True`` (or ``"trace"``) traces the image encoder into a frozen TorchScript
@@ -104,11 +106,12 @@ class PLIPModel(nn.Module):
         a 2-core CPU. ``text="int8"`` runs the text encoder's linear layers with dynamic int8
         quantisation (approximate: cosine ~0.998 with the float32 embeddings; about 3x the
         texts/s). The graphs are dropped, with a warning, as soon as the weights, dtype or
-        device change. Returns ``self``. See :mod:`plip.optimize`.
+        device change. ``runtime="onnxruntime"`` runs both towers in onnxruntime instead
+        (exact; needs ``plip-person[onnx]``). Returns ``self``. See :mod:`plip.optimize`.
         """
         from ..optimize import optimize_for_inference
 
-        return optimize_for_inference(self, image=image, text=text)
+        return optimize_for_inference(self, image=image, text=text, runtime=runtime)
 
     def retrieve(self, query: Any, gallery: torch.Tensor, top_k: int = 10, **kwargs: Any):
         """Top-k gallery entries for a query: text (str or list), images, or embeddings.
