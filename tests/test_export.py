@@ -321,3 +321,19 @@ def test_boxmot_loads_export_and_matches_encode_image(model, images, tmp_path):
     expected = model.encode_image([str(c) for c in crops]).numpy()
     cosine = (features * expected).sum(1) / np.linalg.norm(features, axis=1) / np.linalg.norm(expected, axis=1)
     assert features.shape == expected.shape and cosine.min() >= 0.999
+
+
+def test_cli_encode_runtime_onnxruntime_matches_torch(images, tmp_path):
+    """`plip encode --runtime onnxruntime` writes the embeddings `--runtime torch` writes (<= 1e-5)."""
+    from safetensors.torch import load_file
+
+    from plip.cli.main import main
+
+    folder = Path(images[0]).parent.parent
+    for runtime in ("torch", "onnxruntime"):
+        assert main(["encode", "--model", "plip-tiny-synth", "--images", str(folder), "--out",
+                     str(tmp_path / f"{runtime}.safetensors"), "--workers", "0", "--no-progress",
+                     "--runtime", runtime]) == 0
+    a, b = load_file(tmp_path / "torch.safetensors"), load_file(tmp_path / "onnxruntime.safetensors")
+    floats = [k for k, v in a.items() if v.is_floating_point()]
+    assert floats and all((a[k] - b[k]).abs().max() <= 1e-5 for k in floats)
