@@ -10,6 +10,7 @@ kept only if it passes :func:`plip.export.gate.run_gate`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import tempfile
@@ -28,6 +29,24 @@ __all__ = ["quantize_image_onnx", "quantize_text_onnx", "quantize_tower", "STEM_
 STEM_CONVS = 3
 
 
+@contextlib.contextmanager
+def _in_folder(folder: str):
+    """onnxruntime's ``quant_pre_process`` leaves temporary files in the working directory."""
+    previous = os.getcwd()
+    os.chdir(folder)
+    try:
+        yield
+    finally:
+        os.chdir(previous)
+
+
+def _prepare(fp32: Path, prepared: Path) -> None:
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    with _in_folder(str(prepared.parent)):
+        quant_pre_process(str(fp32.resolve()), str(prepared.resolve()), skip_symbolic_shape=True)
+
+
 def _quiet():
     logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))
     warnings.filterwarnings("ignore", module=r"onnxruntime\.quantization")
@@ -38,8 +57,6 @@ def quantize_image_onnx(fp32: Path, out: Path, calibration: np.ndarray, batch: i
     require("onnxruntime", "onnx")
     from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
                                           quantize_static)
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
     _quiet()
 
     class Reader(CalibrationDataReader):
@@ -53,7 +70,7 @@ def quantize_image_onnx(fp32: Path, out: Path, calibration: np.ndarray, batch: i
 
     with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
         prepared = Path(tmp) / "prepared.onnx"
-        quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
+        _prepare(fp32, prepared)
         import onnx
 
         graph = onnx.load(str(prepared), load_external_data=False).graph
@@ -70,12 +87,10 @@ def quantize_text_onnx(fp32: Path, out: Path) -> None:
     """Dynamic int8 of a text graph (int8 weights, per-batch activation ranges)."""
     require("onnxruntime", "onnx")
     from onnxruntime.quantization import QuantType, quantize_dynamic
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
     _quiet()
     with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
         prepared = Path(tmp) / "prepared.onnx"
-        quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
+        _prepare(fp32, prepared)
         quantize_dynamic(str(prepared), str(out), weight_type=QuantType.QInt8, per_channel=False)
 
 
