@@ -11,6 +11,7 @@ first use (``plip.backbone(...)`` or ``import plip.timm`` registers the timm mod
 
 from typing import Any
 
+from . import export  # callable package: plip.export(model, out, ...)
 from .errors import PlipError
 from .hub import list_models
 from .inference import PLIPModel, RetrievalResult, create_model, load, retrieve
@@ -19,7 +20,7 @@ from .tokenizer import PLIPTokenizer
 from .version import __version__
 
 __all__ = [
-    "load", "create_model", "list_models", "retrieve", "RetrievalResult", "backbone",
+    "load", "create_model", "list_models", "export", "retrieve", "RetrievalResult", "backbone",
     "PLIPModel", "PLIPConfig", "PLIPTokenizer", "PlipError", "PLIP_MEAN", "PLIP_STD", "__version__",
 ]
 

@@ -187,7 +187,8 @@ def embed_token_batch(model: "PLIPModel", input_ids: torch.Tensor, attention_mas
     if text is None:
         text = model.text
     features = text(input_ids.to(device), attention_mask.to(device))
-    return features.embedding.float()
+    # a runtime's text graph (plip.export.runtime.OrtRuntime.text) returns the embedding itself
+    return (features if isinstance(features, torch.Tensor) else features.embedding).float()
 
 
 def encode_texts(

@@ -66,6 +66,7 @@ def load(
     revision: str | None = None,
     cache_dir: str | os.PathLike | None = None,
     config: PLIPConfig | None = None,
+    runtime: str | None = None,
 ) -> PLIPModel:
     """Load a PLIP model, ready for inference (eval mode, preprocessing and tokenizer attached).
 
@@ -79,6 +80,9 @@ def load(
         cache_dir: Hugging Face cache folder (default: the ``HF_HUB_CACHE`` / ``HF_HOME`` one).
         config: a :class:`~plip.models.PLIPConfig` for an official checkpoint whose
             architecture cannot be inferred from its shapes (ignored for other sources).
+        runtime: ``"onnxruntime"`` runs ``encode_image`` / ``encode_text`` in onnxruntime
+            (``model.optimize_for_inference(runtime="onnxruntime")``; float32 CPU, exact);
+            ``None`` / ``"torch"``: PyTorch.
     """
     device = torch.device(device) if device is not None else torch.device("cpu")
     dtype = _resolve_dtype(dtype, device)
@@ -86,6 +90,8 @@ def load(
     model = model.to(device=device, dtype=dtype).eval()
     if device.type == "cpu":
         model.visual.to(memory_format=torch.channels_last)  # ~2x faster convolutions on CPU
+    if runtime not in (None, "torch"):
+        model.optimize_for_inference(runtime=runtime)
     return model
 
 

@@ -27,6 +27,7 @@ dropped with a warning and the eager model is used, so a stale graph never answe
 from __future__ import annotations
 
 import copy
+import importlib
 import itertools
 import warnings
 from dataclasses import dataclass
@@ -41,7 +42,7 @@ from .micro_batch import image_micro_batch
 if TYPE_CHECKING:
     from .model import PLIPModel
 
-__all__ = ["InferenceGraphs", "build_graphs", "image_graph", "text_module", "is_optimized"]
+__all__ = ["InferenceGraphs", "build_graphs", "register_runtime", "RUNTIMES", "fingerprint", "image_graph", "text_module", "is_optimized"]
 
 TextMode = Literal["int8"]
 _MAX_COMPILED_BATCH = 16
@@ -58,13 +59,31 @@ class InferenceGraphs:
     fingerprint: tuple
 
 
-def _fingerprint(model: "PLIPModel") -> tuple:
+#: runtime name -> ``builder(model) -> InferenceGraphs``; a runtime registers itself with
+#: :func:`register_runtime` (``plip.export.runtime`` registers ``"onnxruntime"``).
+RUNTIMES: dict[str, Callable[["PLIPModel"], InferenceGraphs]] = {}
+#: modules that provide the runtimes shipped with plip, imported on first use (they live in
+#: higher layers: exporting a model is what builds an onnxruntime session)
+RUNTIME_PROVIDERS = {"onnxruntime": "plip.export.runtime"}
+
+
+def register_runtime(name: str):
+    """Decorator: ``builder(model) -> InferenceGraphs`` becomes ``optimize_for_inference(runtime=name)``."""
+
+    def decorate(builder):
+        RUNTIMES[name] = builder
+        return builder
+
+    return decorate
+
+
+def fingerprint(model: "PLIPModel") -> tuple:
     """Identity and in-place version of every parameter and buffer: changes with any update."""
     return tuple((t.data_ptr(), t._version, t.dtype, t.device) for t in itertools.chain(model.parameters(), model.buffers()))
 
 
 def build_graphs(
-    model: "PLIPModel", *, image: bool | ImageMode = True, text: TextMode | None = None
+    model: "PLIPModel", *, image: bool | ImageMode = True, text: TextMode | None = None, runtime: str | None = None
 ) -> InferenceGraphs:
     """Build the faster inference paths of ``model`` (it keeps them in ``model.inference_graphs``).
 
@@ -74,10 +93,15 @@ def build_graphs(
             for the inductor-compiled one (both exact), ``False`` to keep the eager encoder.
         text: ``"int8"`` for dynamically quantised text linear layers (approximate), or
             ``None`` to keep the float32 text encoder.
+        runtime: ``"onnxruntime"`` runs both towers as exported float32 ONNX graphs in
+            onnxruntime (exact; :class:`plip.export.runtime.OrtRuntime`; ``image`` and
+            ``text`` are then ignored); ``None`` or ``"torch"`` builds the PyTorch paths above.
 
     Raises:
         PlipError: the model is not float32 on the CPU, a mode is unknown, or compiling failed.
     """
+    if runtime not in (None, "torch") and runtime not in RUNTIMES and runtime not in RUNTIME_PROVIDERS:
+        raise PlipError(f"runtime must be 'torch' or one of {sorted(set(RUNTIMES) | set(RUNTIME_PROVIDERS))}, got {runtime!r}")
     if image is True:
         image = "trace"
     if image not in (False, None, "trace", "compile"):
@@ -92,12 +116,16 @@ def build_graphs(
     with eval_mode(model):
         size = tuple(model.config.vision.image_size)
         graph = None
+        if runtime not in (None, "torch"):
+            if runtime not in RUNTIMES:
+                importlib.import_module(RUNTIME_PROVIDERS[runtime])  # the provider registers itself
+            return RUNTIMES[runtime](model)
         if image == "trace":
             graph = _trace_image_encoder(model, size)
         elif image == "compile":
             graph = _CompiledImageEncoder(model, size)
         text_module = _quantized_text(model) if text == "int8" else None
-    return InferenceGraphs(graph, size, text_module, _fingerprint(model))
+    return InferenceGraphs(graph, size, text_module, fingerprint(model))
 
 
 def _trace_image_encoder(model: "PLIPModel", size: tuple[int, int]) -> torch.jit.ScriptModule:
@@ -155,7 +183,7 @@ def _valid_graphs(model: "PLIPModel") -> InferenceGraphs | None:
     graphs = model.inference_graphs
     if graphs is None:
         return None
-    if graphs.fingerprint != _fingerprint(model):
+    if graphs.fingerprint != fingerprint(model):
         model.inference_graphs = None
         warnings.warn(
             "the model's weights, dtype or device changed after optimize_for_inference(); its optimised "

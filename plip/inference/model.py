@@ -116,7 +116,9 @@ class PLIPModel(nn.Module):
         """
         return batching.encode_texts(self, texts, batch_size=batch_size, normalize=normalize, progress=progress)
 
-    def optimize_for_inference(self, *, image: bool | str = True, text: str | None = None) -> "PLIPModel":
+    def optimize_for_inference(
+        self, *, image: bool | str = True, text: str | None = None, runtime: str | None = None
+    ) -> "PLIPModel":
         """Build faster CPU inference paths used by :meth:`encode_image` / :meth:`encode_text`.
 
         ``image=True`` (or ``"trace"``) traces the image encoder into a frozen TorchScript
@@ -124,10 +126,12 @@ class PLIPModel(nn.Module):
         it with ``torch.compile`` (~15 s, needs a C++ compiler, fastest). Both are exact to
         float32 rounding. ``text="int8"`` runs the text encoder's linear layers with dynamic
         int8 quantisation (approximate). The graphs are dropped, with a warning, as soon as
-        the weights, dtype or device change. Returns ``self``. See :mod:`plip.inference.graphs`
-        (speed: ``benchmarks/bench_encoding.py``).
+        the weights, dtype or device change. ``runtime="onnxruntime"`` runs both towers in
+        onnxruntime instead (exact; needs ``plip-person[onnx]``; :mod:`plip.export.runtime`).
+        Returns ``self``. See :mod:`plip.inference.graphs` (speed: ``benchmarks/bench_encoding.py``,
+        ``benchmarks/bench_export.py``).
         """
-        self.inference_graphs = graphs.build_graphs(self, image=image, text=text)
+        self.inference_graphs = graphs.build_graphs(self, image=image, text=text, runtime=runtime)
         return self
 
     def retrieve(self, query: Any, gallery: torch.Tensor, top_k: int = 10, **kwargs: Any) -> RetrievalResult:

@@ -20,7 +20,14 @@ def load_model_from_args(args: argparse.Namespace):
     from ...inference import load
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    return load(args.model, device=device, dtype=args.dtype)
+    return load(args.model, device=device, dtype=args.dtype, runtime=getattr(args, "runtime", None))
+
+
+def add_runtime_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--runtime", default="torch", choices=["torch", "onnxruntime"],
+        help="inference runtime: PyTorch, or onnxruntime (float32 CPU, exact; needs plip-person[onnx])",
+    )
 
 
 def add_optimize_arg(parser: argparse.ArgumentParser) -> None:
@@ -39,6 +46,8 @@ def apply_optimize(model, args: argparse.Namespace):
     import torch
 
     mode = args.optimize
+    if getattr(args, "runtime", "torch") == "onnxruntime":
+        return model  # its graphs are onnxruntime's (plip.load(..., runtime=...))
     if mode == "none":
         return model
     if mode != "auto":

@@ -23,7 +23,7 @@ def register(subparsers) -> None:
     from ...data.attributes import ATTRIBUTE_DATASETS
     from ...data.image_reid import IMAGE_REID_DATASETS
     from ...data.textreid import DATASETS
-    from .common import add_model_args, add_optimize_arg
+    from .common import add_model_args, add_optimize_arg, add_runtime_arg
 
     parser = subparsers.add_parser(
         "eval",
@@ -59,6 +59,7 @@ def register(subparsers) -> None:
     parser.add_argument("--out", "-o", help="write the metrics (and run details) to this JSON file")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     add_optimize_arg(parser)
+    add_runtime_arg(parser)
     text = parser.add_argument_group("text retrieval only")
     text.add_argument("--ks", type=int, nargs="+", default=None, help="the K of R@K (default: 1 5 10)")
     text.add_argument("--legacy-ap", action="store_true",

@@ -1,6 +1,6 @@
 """``plip eval --dataset pa100k|peta|rap --zero-shot``: a PLIP model's zero-shot attribute metrics.
 
-Not a subcommand of its own: :mod:`plip.cli.eval` hands over here when ``--zero-shot`` is
+Not a subcommand of its own: :mod:`plip.app.cli.eval` hands over here when ``--zero-shot`` is
 given. The table and the JSON report have the shape of the trained attribute models'
 (mA, instance accuracy / precision / recall / F1), plus the mA of every attribute.
 """

@@ -22,6 +22,7 @@ SUBCOMMANDS: tuple[str, ...] = (
     "encode",
     "search",
     "eval",
+    "export",
     "synth",
     "caption",
     "attributes",

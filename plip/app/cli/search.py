@@ -7,12 +7,13 @@ from pathlib import Path
 
 
 def register(subparsers) -> None:
-    from .common import add_model_args
+    from .common import add_model_args, add_runtime_arg
 
     parser = subparsers.add_parser(
         "search", help="search a gallery file (from `plip encode`) by text or by image",
     )
     add_model_args(parser)
+    add_runtime_arg(parser)
     parser.add_argument("--gallery", "-g", required=True, help="gallery .safetensors from `plip encode`")
     parser.add_argument("query", nargs="*", help="text queries (one search each)")
     parser.add_argument("--image", action="append", default=[], help="query image (repeatable)")
