@@ -85,7 +85,7 @@ def encoding_throughput(images: int, rounds: int, work: str) -> tuple[float, flo
 
     data = os.path.join(work, "synth")
     generate_dataset(data, identities=max(1, images // 4), images_per_id=4, seed=0, progress=False, overwrite=True)
-    child = ("import sys, time, torch, plip; from plip.cli.main import main; t = time.perf_counter(); "
+    child = ("import sys, time, torch, plip; from plip.app.cli.main import main; t = time.perf_counter(); "
              "rc = main(sys.argv[1:]); print('timing:', time.perf_counter() - t, file=sys.stderr); sys.exit(rc)")
     base = [sys.executable, "-c", child]
     common = ["--model", "plip-tiny-synth", "--images", os.path.join(data, "Part1"), "--batch-size", "64",

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import plip
 from plip.data.synthetic import generate_dataset
-from plip.visualize import QueryRow, RetrievedImage, relative_src, render_retrieval_html
+from plip.app.visualize import QueryRow, RetrievedImage, relative_src, render_retrieval_html
 
 
 def main() -> None:

@@ -21,7 +21,7 @@ import pytest
 import torch
 
 import plip
-from plip.cli.main import main
+from plip.app.cli.main import main
 from plip.errors import ImageLoadError, PlipError
 from plip.index import IndexFormatError, MissingShardError, ModelMismatchError, backends, shards
 
