@@ -34,8 +34,6 @@ def backbone(*args: Any, **kwargs: Any):
     return build(*args, **kwargs)
 
 
-
-
 def __getattr__(name: str) -> Any:
     # plip.Index loads on first use (numpy memory maps, FAISS when installed).
     if name == "Index":
