@@ -20,7 +20,7 @@ from .tokenizer import PLIPTokenizer
 from .version import __version__
 
 __all__ = [
-    "load", "create_model", "list_models", "export", "retrieve", "RetrievalResult", "backbone",
+    "load", "create_model", "list_models", "export", "retrieve", "RetrievalResult", "backbone", "Index",
     "PLIPModel", "PLIPConfig", "PLIPTokenizer", "PlipError", "PLIP_MEAN", "PLIP_STD", "__version__",
 ]
 
@@ -35,3 +35,10 @@ def backbone(*args: Any, **kwargs: Any):
     return build(*args, **kwargs)
 
 
+def __getattr__(name: str) -> Any:
+    # plip.Index loads on first use (numpy memory maps, FAISS when installed).
+    if name == "Index":
+        from .index import Index
+
+        return Index
+    raise AttributeError(f"module 'plip' has no attribute {name!r}")

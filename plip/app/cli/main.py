@@ -21,6 +21,7 @@ SUBCOMMANDS: tuple[str, ...] = (
     "convert",
     "encode",
     "search",
+    "index",
     "eval",
     "export",
     "synth",

@@ -1,0 +1,80 @@
+"""Metadata filters: ``camera=c3``, ``time>=2024-05-01``, ``camera!=c1``, ``camera=c1,c2``.
+
+A filter is ``COLUMN OP VALUE`` with OP one of ``= != >= <= > <``; values are read as JSON
+when they parse (``3``, ``2.5``, ``true``), else as strings; ``=`` and ``!=`` accept a
+comma-separated list. ``id`` and ``path`` are columns too. Rows whose value is missing never
+match a comparison. The Python API also takes a dict ``{column: value or list of values}``.
+"""
+
+from __future__ import annotations
+
+import json
+import operator
+import re
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from ..errors import PlipError
+
+_PATTERN = re.compile(r"^\s*([A-Za-z_][\w.-]*)\s*(!=|>=|<=|=|>|<)\s*(.*?)\s*$")
+_COMPARE: dict[str, Callable[[Any, Any], bool]] = {
+    ">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt,
+}
+
+
+def _value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def parse(where: str | Mapping[str, Any] | Sequence[str] | None) -> list[tuple[str, str, Any]]:
+    """``[(column, op, value)]`` from expressions or a dict (lists mean "one of")."""
+    if where is None:
+        return []
+    if isinstance(where, Mapping):
+        return [(col, "=", list(v) if isinstance(v, (list, tuple, set)) else [v]) for col, v in where.items()]
+    if isinstance(where, str):
+        where = [where]
+    out = []
+    for text in where:
+        match = _PATTERN.match(text)
+        if not match:
+            raise PlipError(f"filter {text!r}: expected COLUMN OP VALUE with OP one of = != >= <= > <")
+        col, op, raw = match.groups()
+        # "camera=3" matches the number 3 and the string "3".
+        value = [x for v in raw.split(",") for x in (_value(v), v)] if op in ("=", "!=") else _value(raw)
+        out.append((col, op, value))
+    return out
+
+
+def mask(filters: list[tuple[str, str, Any]], columns: Mapping[str, Iterable[Any]], rows: int) -> np.ndarray:
+    """Boolean mask of the rows matching every filter."""
+    keep = np.ones(rows, dtype=bool)
+    for col, op, value in filters:
+        if col not in columns:
+            raise PlipError(f"filter on {col!r}: no such column (columns: {', '.join(sorted(columns))})")
+        data = columns[col]
+        if op in ("=", "!="):
+            wanted = set(_hashable(v) for v in value)
+            hit = np.fromiter((_hashable(v) in wanted for v in data), dtype=bool, count=rows)
+            keep &= hit if op == "=" else ~hit
+        else:
+            compare = _COMPARE[op]
+            keep &= np.fromiter((_compare(compare, v, value) for v in data), dtype=bool, count=rows)
+    return keep
+
+
+def _hashable(value: Any) -> Any:
+    return json.dumps(value, sort_keys=True) if isinstance(value, (list, dict)) else value
+
+
+def _compare(compare: Callable[[Any, Any], bool], a: Any, b: Any) -> bool:
+    if a is None:
+        return False
+    try:
+        return bool(compare(a, b))
+    except TypeError:
+        return bool(compare(str(a), str(b)))
