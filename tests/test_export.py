@@ -272,10 +272,10 @@ def test_onnxruntime_runtime_gives_torch_top_k(model, gallery):
     top_ort = plip.retrieve(ort_txt, ort_img, top_k=10)
     assert torch.equal(top_torch.indices, top_ort.indices)
     # the runtime is really used: its graphs are onnxruntime sessions
-    from plip import optimize
     from plip.export.runtime import OrtRuntime
+    from plip.inference import graphs
 
-    graph = optimize.image_graph(ort_model, torch.zeros(1, 3, *model.config.vision.image_size))
+    graph = graphs.image_graph(ort_model, torch.zeros(1, 3, *model.config.vision.image_size))
     assert isinstance(getattr(graph, "__self__", None), OrtRuntime)
 
 

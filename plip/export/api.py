@@ -181,7 +181,7 @@ def _save_tokenizer(model: Any, path: Path) -> None:
 
 def _as_model(model: Any):
     if isinstance(model, (str, os.PathLike)):
-        from ..hub import load
+        from ..inference import load
 
         model = load(model)
     if not hasattr(model, "visual") or not hasattr(model, "text") or not hasattr(model, "config"):

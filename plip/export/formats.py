@@ -21,6 +21,7 @@ import torch
 from ..errors import PlipError
 from .graphs import OUTPUT
 from .metadata import METADATA_KEY, onnx_metadata_props
+from .onnx_io import load_onnx_model, make_session, require  # noqa: F401  (re-exported)
 
 __all__ = ["FORMATS", "GraphFormat", "register_format", "get_format", "load_onnx_model", "MIN_OPSET"]
 
@@ -84,36 +85,6 @@ def onnx_export(module, inputs, input_names, dynamic_axes, path: Path, opset: in
         )
 
 
-def load_onnx_model(path: str | os.PathLike, load_weights: bool = True):
-    """``onnx.load`` with a clear error for a missing, truncated or corrupt file."""
-    onnx = require("onnx", "onnx")
-    path = Path(path)
-    if not path.is_file():
-        raise PlipError(f"{path}: no such ONNX file")
-    try:
-        model = onnx.load(str(path), load_external_data=load_weights)
-    except Exception as error:  # protobuf's DecodeError and friends
-        raise PlipError(f"{path}: not a valid ONNX file, truncated or corrupt ({type(error).__name__}: {str(error)[:160]})") from error
-    if not model.graph.node or not model.graph.input:
-        raise PlipError(f"{path}: not a valid ONNX file (no graph); truncated or corrupt?")
-    if load_weights:
-        try:
-            onnx.checker.check_model(model)
-        except Exception as error:
-            raise PlipError(f"{path}: invalid ONNX model ({type(error).__name__}: {str(error)[:200]})") from error
-    return model
-
-
-def require(module: str, extra: str):
-    """Import an optional dependency, or a one-line PlipError naming the pip extra."""
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        raise PlipError(f"{module} is not installed: pip install 'plip-person[{extra}]'") from None
-
-
 def set_onnx_metadata(path: Path, meta: dict[str, Any]) -> None:
     """Replace the plip entries of a written ONNX file's ``metadata_props``."""
     onnx = require("onnx", "onnx")
@@ -143,8 +114,6 @@ class OnnxFormat(GraphFormat):
         return [path]
 
     def runner(self, path, threads=None):
-        from .runtime import make_session
-
         session = make_session(path, threads)
         names = [i.name for i in session.get_inputs()]
         return lambda *arrays: session.run(None, dict(zip(names, arrays)))[0]

@@ -140,7 +140,7 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
 def _read_embedded(path: Path) -> dict[str, Any] | None:
     suffix = path.suffix.lower()
     if suffix == ".onnx":
-        from .formats import load_onnx_model
+        from .onnx_io import load_onnx_model
 
         model = load_onnx_model(path, load_weights=False)
         for prop in model.metadata_props:

@@ -21,42 +21,9 @@ import torch
 
 from ..errors import PlipError
 from ..inference.graphs import InferenceGraphs, fingerprint, register_runtime
+from .onnx_io import make_session, require_onnxruntime
 
 __all__ = ["OrtRuntime", "make_session", "require_onnxruntime"]
-
-
-def require_onnxruntime():
-    """The ``onnxruntime`` module, or a one-line PlipError naming the extra."""
-    try:
-        import onnxruntime
-    except ImportError:
-        raise PlipError("onnxruntime is not installed: pip install 'plip-person[onnx]'") from None
-    return onnxruntime
-
-
-def make_session(model: str | os.PathLike | bytes, threads: int | None = None):
-    """An onnxruntime CPU session (all graph optimisations) for a file or serialised model.
-
-    ``threads`` defaults to ``torch.get_num_threads()``, so ``torch.set_num_threads`` and
-    ``OMP_NUM_THREADS`` limit both runtimes alike. A truncated or corrupt file is a PlipError.
-    """
-    ort = require_onnxruntime()
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = int(threads or torch.get_num_threads())
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    where = "serialised model" if isinstance(model, bytes) else str(model)
-    if not isinstance(model, bytes):
-        if not Path(model).is_file():
-            raise PlipError(f"{where}: no such ONNX file")
-        model = str(model)
-    try:
-        return ort.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
-    except Exception as error:  # onnxruntime's InvalidProtobuf / Fail / InvalidGraph
-        raise PlipError(
-            f"{where}: onnxruntime cannot load it, truncated or corrupt? ({type(error).__name__}: {str(error)[:200]})"
-        ) from error
 
 
 class OrtRuntime:
