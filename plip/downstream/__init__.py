@@ -7,7 +7,7 @@
 
 Importing this package (``import plip`` does) registers ``plip_rn50`` with timm
 (``timm.create_model``). The training tasks ``bot``, ``mgn`` and ``par`` (``plip train``)
-are in :mod:`plip.downstream.tasks`.
+are in :mod:`plip.training.tasks` (``bot``, ``mgn``, ``par``).
 """
 
 from . import timm_models  # noqa: F401  (registers the timm models)

@@ -20,7 +20,8 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ..errors import CheckpointError, ConfigError, ModelNotFoundError
-from ..models.config import PreprocessConfig, VisionConfig, _build_section
+from ..models.config import PreprocessConfig, VisionConfig
+from ..utils.config import build_dataclass
 from ..utils.io import atomic_path, atomic_write_text
 
 __all__ = ["save_model", "load_model", "MODEL_TYPES"]
@@ -90,8 +91,8 @@ def load_model(directory: str | os.PathLike, device: str | torch.device | None =
     for key in ("args", "vision", "preprocess"):
         if not isinstance(config.get(key), dict):
             raise ConfigError(f"{config_path}: missing or malformed {key!r}")
-    vision: VisionConfig = _build_section(VisionConfig, config["vision"], f"{config_path}: vision")
-    preprocess: PreprocessConfig = _build_section(PreprocessConfig, config["preprocess"], f"{config_path}: preprocess")
+    vision: VisionConfig = build_dataclass(VisionConfig, config["vision"], source=str(config_path), prefix="vision.")
+    preprocess: PreprocessConfig = build_dataclass(PreprocessConfig, config["preprocess"], source=str(config_path), prefix="preprocess.")
     args: dict[str, Any] = dict(config["args"])
     try:
         model = types[kind](backbone=vision, pretrained=False, **args)

@@ -120,6 +120,17 @@ class AttentionPool2d(nn.Module):
         return self.c_proj(pooled.reshape(batch, channels))
 
 
+class MaxPoolLinear(nn.Module):
+    """The PLIP paper's default image head (Table 16c): global max-pool, then a linear map."""
+
+    def __init__(self, embed_dim: int, output_dim: int) -> None:
+        super().__init__()
+        self.proj = nn.Linear(embed_dim, output_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(torch.amax(x, dim=(2, 3)))
+
+
 class ModifiedResNet(nn.Module):
     """CLIP-style Modified ResNet image encoder of PLIP (any depth, width, input size)."""
 
@@ -145,9 +156,15 @@ class ModifiedResNet(nn.Module):
         self.layer3 = self._make_layer(width * 4, config.layers[2], stride=2)
         self.layer4 = self._make_layer(width * 8, config.layers[3], stride=config.last_stride)
 
-        self.attnpool = AttentionPool2d(
-            config.feature_grid, config.stage_channels[-1], config.heads, config.output_dim
-        )
+        if config.pool == "max":
+            self.maxpool = MaxPoolLinear(config.stage_channels[-1], config.output_dim)
+        else:
+            self.attnpool = AttentionPool2d(
+                config.feature_grid, config.stage_channels[-1], config.heads, config.output_dim
+            )
+
+    def _pool(self, x: torch.Tensor) -> torch.Tensor:
+        return self.maxpool(x) if self.config.pool == "max" else self.attnpool(x)
 
     def _make_layer(self, planes: int, blocks: int, stride: int = 1) -> nn.Sequential:
         layers = [Bottleneck(self._inplanes, planes, stride)]
@@ -177,10 +194,10 @@ class ModifiedResNet(nn.Module):
     def forward_features(self, x: torch.Tensor) -> ImageFeatures:
         """The four stage maps and the pooled embedding of a batch ``(B, 3, H, W)``."""
         stages = self.forward_stages(x)
-        return ImageFeatures(stages=stages, embedding=self.attnpool(stages[-1]))  # type: ignore[arg-type]
+        return ImageFeatures(stages=stages, embedding=self._pool(stages[-1]))  # type: ignore[arg-type]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The pooled embedding ``(B, output_dim)``, not normalised."""
-        return self.attnpool(self.forward_stages(x)[-1])
+        return self._pool(self.forward_stages(x)[-1])
 
 

@@ -59,7 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     recipes = ", ".join(list_recipes()) or "none shipped yet"
     parser.add_argument("-c", "--config", metavar="YAML",
                         help=f"config file, or the name of a shipped recipe ({recipes}); "
-                             "default: the task's defaults")
+                             "default: the task's own recipe")
     parser.add_argument("--resume", metavar="latest|PATH",
                         help="continue a run: 'latest' (newest checkpoint of output_dir; starts fresh "
                              "if there is none) or a checkpoint file")
@@ -79,7 +79,7 @@ def _setup_logging() -> None:
 def run(args: argparse.Namespace) -> int:
     """Load and validate the config (before any data), then train."""
     task = get_task(args.task)
-    cfg = load_config(task.config_class, args.config, args.overrides)
+    cfg = load_config(task.config_class, args.config or task.default_recipe, args.overrides)
     if args.print_config:
         print(dump_config(cfg), end="")
         return 0
