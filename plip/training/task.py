@@ -190,7 +190,7 @@ _REGISTRY: dict[str, TaskFactory] = {}
 _T = TypeVar("_T")
 
 
-def register_task(name: str, factory: TaskFactory | None = None, *, overwrite: bool = False):
+def register_task(name: str, factory: TaskFactory | None = None, *, overwrite: bool = False) -> Any:
     """Make ``plip train NAME`` build a task; use it as a decorator at the definition::
 
         @register_task("bot")
