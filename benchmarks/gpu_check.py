@@ -58,14 +58,17 @@ def build_data(base: Path, size: str) -> dict[str, str]:
             "pa100k": str(write_pa100k(base / "pa100k")), "plip": str(base / "plip")}
 
 
-def overrides(task: str, data: dict[str, str], out: Path, steps: int, amp: str, device: str, world: int) -> list[str]:
+def overrides(task: str, data: dict[str, str], out: Path, steps: int, amp: str, device: str, world: int,
+              size: str) -> list[str]:
     common = [f"output_dir={out}", f"train.max_steps={steps}", "train.epochs=100", f"train.amp={amp}",
               f"train.device={device}", f"train.sync_bn={'true' if world > 1 and device == 'cuda' else 'false'}",
               "data.num_workers=2", "logging.progress=false", "logging.every_steps=1", "eval.every_epochs=0",
               "checkpoint.every_epochs=1000"]
     if task == "pretrain":
-        return common + [f"model.init={data['plip']}", f"data.root={data['synth']}", "model.freeze_text_layers=0",
-                         "train.batch_size=16", "data.eval_root=", "data.eval_dataset="]
+        # a fresh model with the recipe's heads (the released checkpoint's)
+        return common + [f"model.name={size}", "model.init=null", f"data.root={data['synth']}",
+                         f"model.freeze_text_layers={8 if size == 'rn50' else 0}", "train.batch_size=16",
+                         "data.eval_root=", "data.eval_dataset="]
     if task == "finetune":
         return common + [f"model.init={data['plip']}", "data.dataset=synth-pedes", f"data.root={data['synth']}",
                          "train.batch_size=16"]
@@ -77,12 +80,12 @@ def overrides(task: str, data: dict[str, str], out: Path, steps: int, amp: str, 
         "train.batch_size=4", "data.image_size=[256,128]"]
 
 
-def run_one(task: str, data, out: Path, steps: int, amp: str, device: str, world: int) -> dict:
+def run_one(task: str, data, out: Path, steps: int, amp: str, device: str, world: int, size: str) -> dict:
     from plip.training import get_task, load_config, train
     from plip.training.metrics import read_metrics
 
     t = get_task(task)
-    cfg = load_config(t.config_class, RECIPES[task], overrides(task, data, out, steps, amp, device, world))
+    cfg = load_config(t.config_class, RECIPES[task], overrides(task, data, out, steps, amp, device, world, size))
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     train(t, cfg, task_name=task)
@@ -127,7 +130,8 @@ def main() -> int:
     for task in args.tasks.split(","):
         for amp in precisions:
             try:
-                results.append(run_one(task, data, base / "runs" / f"{task}-{amp}", args.steps, amp, device, world))
+                results.append(run_one(task, data, base / "runs" / f"{task}-{amp}", args.steps, amp, device, world,
+                                       args.size))
             except Exception as err:  # report and go on: the point is to see every path
                 results.append({"task": task, "amp": amp, "error": f"{type(err).__name__}: {err}"})
     if rank == 0:
