@@ -155,11 +155,12 @@ def prepare() -> None:
     import plip
     from plip.export.calibration import synthetic_images
     from plip.export.quantize import quantize_image_onnx, quantize_text_onnx
-    from plip.models import PLIPConfig, PLIPModel
+    from plip import create_model
+    from plip.models import PLIPConfig
 
     os.makedirs(WORK, exist_ok=True)
     torch.manual_seed(0)
-    PLIPModel(PLIPConfig.rn50()).save_pretrained(MODEL_DIR)
+    create_model(PLIPConfig.rn50()).save_pretrained(MODEL_DIR)
     model = plip.load(MODEL_DIR)
     tic = time.perf_counter()
     plip.export(model, WORK, tower="both", overwrite=True, log=None)

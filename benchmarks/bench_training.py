@@ -36,16 +36,20 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
 from plip.training import StepContext, load_config
-from plip.training.autograd_graph import backward_parameter_use, frozen_parameter_names
 from plip.training.optim import build_optimizer
-from plip.training.plip_tasks import FinetuneConfig, FinetuneTask, PretrainConfig, PretrainTask
+from plip.training.tasks.finetune import FinetuneConfig, FinetuneTask
+from plip.training.tasks.pretrain import PretrainConfig, PretrainTask
 from plip.training.sampler import IdentityBatchSampler, SeededDataset
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # test-only helper, not in the wheel
+from helpers.autograd_graph import backward_parameter_use, frozen_parameter_names  # noqa: E402
 
 PRETRAIN_FROZEN = "pre-train, paper freezing"
 PRETRAIN_ALL = "pre-train, all trainable"
@@ -147,7 +151,7 @@ def load_batches(task: Any, cfg: Any, count: int) -> DataStats:
 def _tokenize_per_caption(cfg: Any) -> float:
     """Seconds per caption of the tokenisation the dataset does once, when it is built."""
     from plip.tokenizer import PLIPTokenizer
-    from plip.training.plip_tasks import load_text_reid_split
+    from plip.training.tasks._plip import load_text_reid_split
 
     split = load_text_reid_split(cfg.data.dataset, cfg.data.root, cfg.data.split)
     captions = [c for sample in split.samples for c in sample.captions]

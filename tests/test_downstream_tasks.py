@@ -13,7 +13,9 @@ import pytest
 import torch
 
 from plip.downstream import BoT, load_model
-from plip.downstream.tasks import BoTConfig, MGNConfig, PARConfig
+from plip.training.tasks.bot import BoTConfig
+from plip.training.tasks.mgn import MGNConfig
+from plip.training.tasks.par import PARConfig
 from plip.errors import ConfigError
 from plip import PLIPModel, create_model
 from plip.models import PLIPConfig
@@ -89,7 +91,7 @@ def _run(task_name, overrides, tmp_path):
     task = get_task(task_name)
     common = [f"output_dir={tmp_path / task_name}", "train.device=cpu", "data.num_workers=0",
               "logging.progress=false", "train.max_steps=3", "train.epochs=1", "eval.every_epochs=1"]
-    cfg = load_config(task.config_class, None, common + overrides)
+    cfg = load_config(task.config_class, task.default_recipe, common + overrides)  # what `plip train` does
     return train(task, cfg, task_name=task_name)
 
 
@@ -143,7 +145,7 @@ def test_plip_train_mgn_end_to_end(market, tiny_plip_folder, tmp_path):
 def test_plip_train_par_end_to_end_and_continue_from_init(pa100k, tiny_plip_folder, tmp_path):
     result = _run("par", [f"data.root={pa100k}", f"model.name={tiny_plip_folder}", "data.image_size=[64,32]",
                           "train.batch_size=8"], tmp_path)
-    assert set(result.last_eval) == {"mA", "accuracy", "precision", "recall", "f1"}
+    assert set(result.last_eval) == {"mA", "accuracy", "precision", "recall", "f1", "loss"}
     model = load_model(result.export_dir)
     assert model.attribute_names == ["Female", "LongHair", "Hat", "Backpack", "ShortSleeve"]
     again = _run("par", [f"data.root={pa100k}", f"model.init={result.export_dir}", "data.image_size=[64,32]",

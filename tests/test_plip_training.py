@@ -15,7 +15,8 @@ import torch
 import plip
 from plip.errors import ConfigError
 from plip.training import load_config, train
-from plip.training.plip_tasks import FinetuneConfig, FinetuneTask, PretrainConfig, PretrainTask
+from plip.training.tasks.finetune import FinetuneConfig, FinetuneTask
+from plip.training.tasks.pretrain import PretrainConfig, PretrainTask
 
 TINY = ["model.name=tiny", "model.freeze_text_layers=1", "data.image_size=[64,32]",
         "data.num_workers=0", "logging.progress=false", "logging.every_steps=1", "train.batch_size=8"]

@@ -63,7 +63,8 @@ def test_recipe_at_reduced_length_learns_and_finetuning_improves(tmp_path):
     """The shipped recipe, shortened to 6 epochs on 280 training identities (about 200 steps):
     R@1 on 120 unseen identities at least 3x chance; CMPM/C fine-tuning then improves it."""
     from plip.training import load_config, train
-    from plip.training.plip_tasks import FinetuneConfig, FinetuneTask, PretrainConfig, PretrainTask
+    from plip.training.tasks.finetune import FinetuneConfig, FinetuneTask
+    from plip.training.tasks.pretrain import PretrainConfig, PretrainTask
 
     root = tmp_path / "synth"
     generate_dataset(root, identities=400, images_per_id=4, seed=7, workers=0, progress=False, split=(0.7, 0.0, 0.3))

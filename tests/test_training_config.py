@@ -57,7 +57,7 @@ def test_wrong_type_names_key_type_and_value(tmp_path):
         load_config(RunConfig, None, ["logging.jsonl=maybe"])
     with pytest.raises(ConfigError, match=r"'schedule\.milestones\[1\]' expects int"):
         load_config(RunConfig, None, ["schedule.milestones=[3,x]", "train.epochs=9"])
-    with pytest.raises(ConfigError, match=r"'optim\.name' must be one of .*did you mean 'adamw'"):
+    with pytest.raises(ConfigError, match=r"'optim\.name' must be one of .*did you mean 'adam'"):
         load_config(RunConfig, None, ["optim.name=adamm"])
 
 

@@ -19,8 +19,8 @@ from torch import nn
 
 from plip.models import PLIPConfig
 from plip.training import load_config
-from plip.training.autograd_graph import backward_parameter_use, frozen_parameter_names
-from plip.training.plip_tasks import PretrainConfig, PretrainTask
+from helpers.autograd_graph import backward_parameter_use, frozen_parameter_names
+from plip.training.tasks.pretrain import PretrainConfig, PretrainTask
 
 LAYERS, FROZEN = 3, 2  # a 3-layer tiny BERT with its first 2 layers frozen (the paper: 8 of 12)
 BERT = "model.text.encoder"

@@ -34,44 +34,73 @@ def rank_batches(labels, batch, k, world, epoch=0, seed=0, drop_last=True):
     return out
 
 
+def step_batches(per_rank):
+    """Per optimizer step, the rank batches of that step (accumulation 1)."""
+    return list(zip(*per_rank, strict=True))
+
+
 @pytest.mark.parametrize("epoch", [0, 1, 2])
-def test_every_sample_once_no_overlap_across_ranks(epoch):
-    # 20 identities of 4 images, and identities of 3, 2, 1, 6 and 4 images (short groups):
-    # 96 samples = 6 global batches of 2 ranks x 8.
-    labels = make_labels([4] * 20 + [3, 2, 1, 6, 4])
-    per_rank = rank_batches(labels, batch=8, k=4, world=2, epoch=epoch)
+def test_shuffle_every_sample_once_no_overlap_across_ranks(epoch):
+    """K = 1: a plain shuffle, every sample exactly once per epoch, no sample on two ranks."""
+    labels = make_labels([4] * 20 + [3, 2, 1, 6, 4])  # 96 samples = 6 global batches of 2 x 8
+    per_rank = rank_batches(labels, batch=8, k=1, world=2, epoch=epoch)
     assert len(per_rank[0]) == len(per_rank[1]) == 6
     seen = [set(i for b in batches for i in b) for batches in per_rank]
     assert not seen[0] & seen[1]
-    flat = [i for batches in per_rank for b in batches for i in b]
-    assert sorted(flat) == list(range(96))  # each sample exactly once
+    assert sorted(i for batches in per_rank for b in batches for i in b) == list(range(96))
 
 
-def test_pk_structure_when_identities_fill_groups():
-    """Every identity has a multiple of K images: each rank-batch is P blocks of K same-id images."""
-    labels = make_labels([4] * 16 + [8] * 4)  # 96 samples, 32 groups of 4
-    k, p = 4, 2
-    for batches in rank_batches(labels, batch=p * k, k=k, world=3):
-        for b in batches:
-            ids = [labels[i] for i in b]
-            blocks = [ids[j:j + k] for j in range(0, len(ids), k)]
-            assert len(blocks) == p and all(len(set(blk)) == 1 for blk in blocks)
+@pytest.mark.parametrize("world, accum", [(1, 1), (2, 1), (4, 1), (2, 2)])
+def test_exact_pk_on_a_market_like_label_set(world, accum):
+    """Oracle: the definition of P x K (rsb's RandomIdentitySampler gives it in every batch):
+    every rank-batch is P distinct identities x K images, no identity in two ranks' batches
+    of one step, no image twice in an epoch (identities with >= K images)."""
+    rng = np.random.default_rng(0)
+    counts = rng.integers(2, 33, size=751)
+    labels = np.repeat(np.arange(751), counts)
+    rng.shuffle(labels)
+    p, k = 16 // world, 4
+    samplers = [IdentityBatchSampler(labels, p * k, k, num_replicas=world, rank=r, seed=3, grad_accum=accum)
+                for r in range(world)]
+    per_rank = [[[i for i, _ in b] for b in s] for s in samplers]
+    n_chunks = int(np.maximum(counts // k, 1).sum())
+    assert len(per_rank[0]) == n_chunks // (p * world * accum) * accum
+    for step in range(len(per_rank[0]) // accum):
+        step_ids = []
+        for r in range(world):
+            for m in range(accum):
+                ids = labels[per_rank[r][step * accum + m]]
+                c = Counter(ids.tolist())
+                assert len(c) == p and set(c.values()) == {k}
+                step_ids += list(c)
+        assert len(step_ids) == len(set(step_ids))  # distinct across ranks and micro-batches
+    flat = [i for batches in per_rank for b in batches for i in b if counts[labels[i]] >= k]
+    assert len(flat) == len(set(flat))
 
 
-def test_short_identities_are_used_not_repeated():
-    """Identities with fewer than K images appear (in mixed batches) exactly once per epoch."""
-    labels = make_labels([1, 2, 3] * 8 + [4] * 6)  # 72 samples
-    per_rank = rank_batches(labels, batch=6, k=3, world=2)
-    flat = [i for batches in per_rank for b in batches for i in b]
-    assert len(flat) == len(set(flat)) == 72
+def test_short_identities_fill_one_chunk_with_their_own_images():
+    """An identity with fewer than K images appears as one chunk of K of its own images
+    (drawn with replacement, as rsb); others lose their count % K extra images."""
+    labels = make_labels([1, 2, 3] * 8 + [4] * 6 + [5] * 6)  # 36 identities, one chunk of 3 each
+    s = IdentityBatchSampler(labels, 6, 3, seed=1)
+    assert s.steps_per_epoch() == 18
+    batches = [[i for i, _ in b] for b in s]
+    seen = Counter()
+    for b in batches:
+        for j in range(0, 6, 3):
+            chunk = b[j:j + 3]
+            assert len({labels[i] for i in chunk}) == 1
+            seen[labels[chunk[0]]] += 1
+    assert set(seen.values()) == {1}  # every identity once: one chunk each
 
 
 def test_drop_last_and_padding():
-    labels = make_labels([4] * 10 + [3])  # 43 samples, global batch 16
-    dropped = rank_batches(labels, batch=8, k=4, world=2, drop_last=True)
+    """K = 1: the incomplete end is dropped, or completed from the start of the epoch."""
+    labels = list(range(43))  # 43 samples, global batch 16
+    dropped = rank_batches(labels, batch=8, k=1, world=2, drop_last=True)
     flat = [i for batches in dropped for b in batches for i in b]
     assert len(flat) == 32 and len(set(flat)) == 32  # 43 - 32 = 11 < 16 dropped
-    padded = rank_batches(labels, batch=8, k=4, world=2, drop_last=False)
+    padded = rank_batches(labels, batch=8, k=1, world=2, drop_last=False)
     flat = [i for batches in padded for b in batches for i in b]
     counts = Counter(flat)
     assert len(flat) == 48 and set(counts) == set(range(43))  # all covered
@@ -115,6 +144,10 @@ def test_invalid_settings_are_reported():
         IdentityBatchSampler([0, 0, 1, 1], 6, 4)
     with pytest.raises(DataError, match="fewer than one global batch"):
         IdentityBatchSampler([0, 0, 1, 1], 4, 2, num_replicas=2)
+    with pytest.raises(DataError, match="fewer than the 4 distinct identities"):
+        IdentityBatchSampler([0] * 8 + [1] * 8 + [2] * 8, 4, 2, num_replicas=2)
+    with pytest.raises(ConfigError, match="sampler.num_instances"):
+        IdentityBatchSampler(None, 4, 2, num_samples=16)
 
 
 def test_unlabelled_sampler_is_a_shuffle():

@@ -8,7 +8,7 @@
 Each model type registers itself (``@register_downstream``) in :data:`DOWNSTREAM_MODELS`;
 :func:`save_model` / :func:`load_model` work for every registered type. The timm models are
 in :mod:`plip.downstream.timm_models` (``import plip.timm`` or a first ``plip.backbone`` call
-registers them); the training tasks ``bot``, ``mgn`` and ``par`` are in :mod:`plip.training`.
+registers them); the training tasks ``bot``, ``mgn`` and ``par`` are in :mod:`plip.training.tasks`.
 """
 
 from .backbone import BackboneLoadReport, PLIPBackbone

@@ -22,7 +22,8 @@ from torch import nn
 
 from ..errors import CheckpointError, ConfigError, ModelNotFoundError
 from ..hub.state_dict import load_state_dict_strict
-from ..models.config import PreprocessConfig, VisionConfig, _build_section
+from ..models.config import PreprocessConfig, VisionConfig
+from ..utils.config import build_dataclass
 from ..utils.io import atomic_path, atomic_write_text
 from ..version import __version__
 from .backbone import BackboneLoadReport, PLIPBackbone
@@ -125,8 +126,9 @@ def load_model(directory: str | os.PathLike, device: str | torch.device | None =
     for key in ("args", "vision", "preprocess"):
         if not isinstance(config.get(key), dict):
             raise ConfigError(f"{config_path}: missing or malformed {key!r}")
-    vision: VisionConfig = _build_section(VisionConfig, config["vision"], f"{config_path}: vision")
-    preprocess: PreprocessConfig = _build_section(PreprocessConfig, config["preprocess"], f"{config_path}: preprocess")
+    vision: VisionConfig = build_dataclass(VisionConfig, config["vision"], source=str(config_path), prefix="vision.")
+    preprocess: PreprocessConfig = build_dataclass(
+        PreprocessConfig, config["preprocess"], source=str(config_path), prefix="preprocess.")
     try:
         model = DOWNSTREAM_MODELS[kind](backbone=vision, pretrained=False, **dict(config["args"]))
     except TypeError as err:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ConfigError
+from ..utils.config import build_dataclass
 
 #: Normalisation statistics of SYNTH-PEDES used by the official PLIP pipeline.
 PLIP_MEAN: tuple[float, float, float] = (0.357, 0.323, 0.328)
@@ -32,6 +33,8 @@ class VisionConfig:
             ``(H/32) * (W/32) + 1`` rows.
         output_dim: size of the pooled embedding.
         last_stride: 2 as in the released model; 1 keeps layer4 at 1/16 resolution (BoT, MGN).
+        pool: the image head: ``attention`` (attention pool, the released model) or ``max``
+            (global max-pool + linear, the paper's Table 16c default).
     """
 
     layers: tuple[int, int, int, int] = (3, 4, 6, 3)
@@ -40,6 +43,7 @@ class VisionConfig:
     image_size: tuple[int, int] = (256, 128)
     output_dim: int = 768
     last_stride: int = 2
+    pool: str = "attention"
 
     @property
     def stage_channels(self) -> tuple[int, int, int, int]:
@@ -61,6 +65,8 @@ class VisionConfig:
             raise ConfigError(
                 f"vision.heads={self.heads} must divide the last stage's {embed} channels"
             )
+        if self.pool not in ("attention", "max"):
+            raise ConfigError(f"vision.pool must be 'attention' or 'max', got {self.pool!r}")
         if self.last_stride not in (1, 2):
             raise ConfigError(f"vision.last_stride must be 1 or 2, got {self.last_stride!r}")
         h, w = self.image_size
@@ -200,7 +206,7 @@ class PLIPConfig:
         kwargs: dict[str, Any] = {}
         for key, value in data.items():
             if key in sections:
-                kwargs[key] = _build_section(sections[key], value, f"{source}: {key}")
+                kwargs[key] = build_dataclass(sections[key], value, source=source, prefix=f"{key}.")
             elif key == "model_type":
                 if value != "plip":
                     raise ConfigError(f"{source}: model_type must be 'plip', got {value!r}")
@@ -299,45 +305,6 @@ register_architecture(
     text=dict(num_hidden_layers=2, max_position_embeddings=128, pooling="mean"),
     image_size=(128, 64), dim=64, text_head_dim=32,
 )
-
-
-def _build_section(section_cls: type, value: Any, where: str) -> Any:
-    if not isinstance(value, dict):
-        raise ConfigError(f"{where}: expected an object, got {type(value).__name__}")
-    fields = {f.name: f for f in dataclasses.fields(section_cls)}
-    defaults = section_cls()
-    kwargs = {}
-    for key, item in value.items():
-        if key not in fields:
-            raise ConfigError(f"{where}.{key}: unknown key")
-        expected = getattr(defaults, key)
-        kwargs[key] = _coerce(item, expected, f"{where}.{key}")
-    return section_cls(**kwargs)
-
-
-def _coerce(value: Any, like: Any, where: str) -> Any:
-    """Coerce a JSON value to the type of the default ``like`` (tuples from lists)."""
-    if isinstance(like, tuple):
-        if not isinstance(value, (list, tuple)) or len(value) != len(like):
-            raise ConfigError(f"{where}: expected a list of {len(like)} numbers, got {value!r}")
-        return tuple(_coerce(v, like[0], where) for v in value)
-    if isinstance(like, bool):
-        if not isinstance(value, bool):
-            raise ConfigError(f"{where}: expected true/false, got {value!r}")
-        return value
-    if isinstance(like, int):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
-        return value
-    if isinstance(like, float):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
-        return float(value)
-    if isinstance(like, str):
-        if not isinstance(value, str):
-            raise ConfigError(f"{where}: expected a string, got {value!r}")
-        return value
-    return value
 
 
 def _version() -> str:

@@ -109,6 +109,17 @@ class AttentionPool2d(nn.Module):
         return self.c_proj(pooled.reshape(batch, channels))
 
 
+class MaxPoolLinear(nn.Module):
+    """The PLIP paper's default image head (Table 16c): global max-pool, then a linear map."""
+
+    def __init__(self, embed_dim: int, output_dim: int) -> None:
+        super().__init__()
+        self.proj = nn.Linear(embed_dim, output_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(torch.amax(x, dim=(2, 3)))
+
+
 class ModifiedResNet(nn.Module):
     """CLIP-style Modified ResNet image encoder of PLIP (any depth, width, input size).
 
@@ -139,9 +150,14 @@ class ModifiedResNet(nn.Module):
         self.layer3 = self._make_layer(width * 4, config.layers[2], stride=2)
         self.layer4 = self._make_layer(width * 8, config.layers[3], stride=config.last_stride)
 
-        self.attnpool: AttentionPool2d | None = AttentionPool2d(
-            config.feature_grid, config.stage_channels[-1], config.heads, config.output_dim
-        )
+        self.attnpool: AttentionPool2d | None = None
+        self.maxpool: MaxPoolLinear | None = None
+        if config.pool == "max":  # the NeurIPS paper's default head (Table 16c)
+            self.maxpool = MaxPoolLinear(config.stage_channels[-1], config.output_dim)
+        else:
+            self.attnpool = AttentionPool2d(
+                config.feature_grid, config.stage_channels[-1], config.heads, config.output_dim
+            )
         self.grad_checkpointing = False
 
     def _make_layer(self, planes: int, blocks: int, stride: int = 1) -> nn.Sequential:
@@ -234,9 +250,12 @@ class ModifiedResNet(nn.Module):
         return x
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        """Attention-pool a layer4 map to ``(B, head_hidden_size)`` (there is no classifier)."""
+        """Pool a layer4 map to ``(B, head_hidden_size)``: the attention pool (released model) or
+        max-pool + linear (``vision.pool="max"``); there is no classifier."""
+        if self.maxpool is not None:
+            return self.maxpool(x)
         if self.attnpool is None:
-            raise ValueError("this encoder was built without its attention pool")
+            raise ValueError("this encoder was built without its pooling head")
         return self.attnpool(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -156,6 +156,16 @@ class CheckpointManager:
         paths = self.list()
         return paths[-1] if paths else None
 
+    def clean_temporary(self) -> list[Path]:
+        """Delete the half-written ``.<name>.*.tmp`` files a killed run left in the folder
+        (call it on rank 0 before any rank writes); returns what was deleted."""
+        if not self.directory.is_dir():
+            return []
+        stale = [p for p in self.directory.iterdir() if p.name.startswith(".") and p.name.endswith(".tmp")]
+        for p in stale:
+            p.unlink(missing_ok=True)
+        return stale
+
     def save(self, state: dict[str, Any], step: int) -> Path:
         """Write ``step-<step>.pt`` and delete the oldest beyond ``keep_last``."""
         path = save_checkpoint(state, self.path_for(step))

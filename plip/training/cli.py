@@ -12,14 +12,16 @@ entry point is used; there is no launcher of our own.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import logging
 import os
+import pkgutil
 import sys
 from typing import Sequence
 
 from ..errors import PlipError
 from .config import dump_config, list_recipes, load_config
-from .task import get_task, list_tasks
+from .task import get_task
 
 __all__ = ["add_arguments", "run", "main", "IntermixedArgumentParser"]
 
@@ -49,9 +51,17 @@ class IntermixedArgumentParser(argparse.ArgumentParser):
             self._intermixed_active = False
 
 
+def _shipped_task_names() -> list[str]:
+    """The modules of ``plip.training.tasks`` (one per shipped task), found without importing
+    them, so that ``--help`` stays fast."""
+    spec = importlib.util.find_spec("plip.training.tasks")
+    locations = spec.submodule_search_locations if spec is not None else None
+    return sorted(m.name for m in pkgutil.iter_modules(locations or []) if not m.name.startswith("_"))
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the training arguments to ``parser``."""
-    tasks = ", ".join(list_tasks()) or "none registered yet"
+    tasks = ", ".join(_shipped_task_names()) or "none shipped"
     parser.add_argument("task", metavar="TASK",
                         help=f"training task ({tasks}), or package.module:TaskClass")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
@@ -59,7 +69,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     recipes = ", ".join(list_recipes()) or "none shipped yet"
     parser.add_argument("-c", "--config", metavar="YAML",
                         help=f"config file, or the name of a shipped recipe ({recipes}); "
-                             "default: the task's defaults")
+                             "default: the task's own recipe")
     parser.add_argument("--resume", metavar="latest|PATH",
                         help="continue a run: 'latest' (newest checkpoint of output_dir; starts fresh "
                              "if there is none) or a checkpoint file")
@@ -79,7 +89,7 @@ def _setup_logging() -> None:
 def run(args: argparse.Namespace) -> int:
     """Load and validate the config (before any data), then train."""
     task = get_task(args.task)
-    cfg = load_config(task.config_class, args.config, args.overrides)
+    cfg = load_config(task.config_class, args.config or task.default_recipe, args.overrides)
     if args.print_config:
         print(dump_config(cfg), end="")
         return 0

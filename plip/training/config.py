@@ -25,8 +25,6 @@ annotation of the section field::
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import functools
 import os
 import types
 import typing
@@ -37,6 +35,7 @@ from typing import Any, Literal, Mapping, Sequence, TypeVar, Union
 import yaml
 
 from ..errors import ConfigError
+from ..utils.config import build_dataclass, field_hints, unknown_key_error
 from ..utils.io import atomic_write_text
 
 __all__ = [
@@ -142,7 +141,9 @@ class OptimConfig(_Section):
     """Optimizer (see :mod:`plip.training.optim`).
 
     Attributes:
-        name: ``adan`` (timm's Adan, the paper's optimizer), ``adamw`` or ``sgd``.
+        name: ``adan`` (timm's Adan, the paper's optimizer), ``adamw``, ``adam`` (Adam with
+            coupled L2: ``weight_decay`` is added to the gradient, as BoT and Rethinking-of-PAR
+            train) or ``sgd``.
         lr: base learning rate, for the global batch ``reference_batch`` when that is set.
         weight_decay: decoupled weight decay (coupled L2 for SGD).
         betas: optimizer betas; ``None`` uses the optimizer's defaults
@@ -161,7 +162,7 @@ class OptimConfig(_Section):
             ``global_batch = train.batch_size * world_size * train.grad_accum``.
     """
 
-    name: Literal["adan", "adamw", "sgd"] = "adamw"
+    name: Literal["adan", "adamw", "adam", "sgd"] = "adamw"
     lr: float = 1e-3
     weight_decay: float = 0.0
     betas: tuple[float, ...] | None = None
@@ -176,7 +177,7 @@ class OptimConfig(_Section):
         _require(self.lr > 0, f"{prefix}lr", f"must be > 0, got {self.lr}")
         _require(self.weight_decay >= 0, f"{prefix}weight_decay", f"must be >= 0, got {self.weight_decay}")
         if self.betas is not None:
-            n = {"adan": 3, "adamw": 2}.get(self.name)
+            n = {"adan": 3, "adamw": 2, "adam": 2}.get(self.name)
             _require(n is not None, f"{prefix}betas", f"is not used by optimizer '{self.name}'; remove it")
             _require(len(self.betas) == n, f"{prefix}betas",
                      f"needs {n} values for {self.name}, got {list(self.betas)}")
@@ -195,8 +196,11 @@ class ScheduleConfig(_Section):
 
     Attributes:
         name: decay after warm-up: ``constant``, ``step`` (x gamma every ``step_size``
-            epochs), ``multistep`` (x gamma at each of ``milestones``) or ``cosine``
-            (to ``min_lr_ratio`` at the last epoch).
+            epochs), ``multistep`` (x gamma at each of ``milestones``), ``cosine``
+            (to ``min_lr_ratio`` at the last epoch) or ``plateau`` (x gamma when the
+            evaluation result ``plateau_metric`` has not improved for more than
+            ``plateau_patience`` evaluations: ``torch.optim.lr_scheduler.ReduceLROnPlateau``
+            with a relative threshold).
         warmup_epochs: linear warm-up length in epochs (may be fractional).
         warmup_factor: learning-rate factor at the start of the warm-up.
         step_size: epochs between decays for ``step``.
@@ -205,9 +209,14 @@ class ScheduleConfig(_Section):
         min_lr_ratio: final factor of ``cosine``.
         per: ``step`` updates the rate after every optimizer step from the fractional
             epoch; ``epoch`` keeps it constant within an epoch (the value at its start).
+        epoch_offset: evaluate the schedule this many epochs ahead (reid-strong-baseline
+            steps its scheduler at the start of each epoch, so its epoch ``e`` uses the value
+            at ``e + 1``: ``epoch_offset: 1`` with ``per: epoch``).
+        plateau_metric, plateau_mode, plateau_patience, plateau_threshold: the ``plateau``
+            decay (evaluation key, ``min``/``max``, patience, relative threshold).
     """
 
-    name: Literal["constant", "step", "multistep", "cosine"] = "multistep"
+    name: Literal["constant", "step", "multistep", "cosine", "plateau"] = "multistep"
     warmup_epochs: float = 0.0
     warmup_factor: float = 0.1
     step_size: int = 10
@@ -215,8 +224,16 @@ class ScheduleConfig(_Section):
     gamma: float = 0.1
     min_lr_ratio: float = 0.0
     per: Literal["step", "epoch"] = "step"
+    epoch_offset: int = 0
+    plateau_metric: str = "loss"
+    plateau_mode: Literal["min", "max"] = "min"
+    plateau_patience: int = 4
+    plateau_threshold: float = 1e-4
 
     def validate(self, prefix: str) -> None:
+        _require(self.epoch_offset >= 0, f"{prefix}epoch_offset", f"must be >= 0, got {self.epoch_offset}")
+        _require(self.plateau_patience >= 0, f"{prefix}plateau_patience",
+                 f"must be >= 0, got {self.plateau_patience}")
         _require(self.warmup_epochs >= 0, f"{prefix}warmup_epochs", f"must be >= 0, got {self.warmup_epochs}")
         _require(0 <= self.warmup_factor <= 1, f"{prefix}warmup_factor",
                  f"must be in [0, 1], got {self.warmup_factor}")
@@ -248,6 +265,9 @@ class TrainConfig(_Section):
         deterministic: ask torch for deterministic algorithms (slower on GPU).
         dist_timeout_minutes: timeout of collective operations (evaluation runs on
             rank 0 while the others wait).
+        ema_decay: keep an exponential moving average of the weights (parameters and
+            floating-point buffers, updated after every optimizer step as timm's
+            ``ModelEmaV2``), evaluated and exported instead of the raw weights; ``None``: off.
     """
 
     epochs: int = 1
@@ -262,8 +282,11 @@ class TrainConfig(_Section):
     max_steps: int | None = None
     deterministic: bool = False
     dist_timeout_minutes: int = 60
+    ema_decay: float | None = None
 
     def validate(self, prefix: str) -> None:
+        if self.ema_decay is not None:
+            _require(0 < self.ema_decay < 1, f"{prefix}ema_decay", f"must be in (0, 1) (or null), got {self.ema_decay}")
         _require(self.epochs >= 1, f"{prefix}epochs", f"must be >= 1, got {self.epochs}")
         _require(self.batch_size >= 1, f"{prefix}batch_size", f"must be >= 1, got {self.batch_size}")
         _require(self.grad_accum >= 1, f"{prefix}grad_accum", f"must be >= 1, got {self.grad_accum}")
@@ -355,12 +378,13 @@ class RunConfig(_Section):
         k = self.sampler.num_instances
         _require(self.train.batch_size % k == 0, f"{prefix}train.batch_size",
                  f"({self.train.batch_size}) must be a multiple of sampler.num_instances ({k})")
+        if self.schedule.name == "plateau":
+            _require(self.eval.every_epochs >= 1, f"{prefix}eval.every_epochs",
+                     "must be >= 1 with schedule.name 'plateau' (it watches the evaluation)")
 
 
 # ----------------------------------------------------------------------------- typing helpers
-@functools.lru_cache(maxsize=None)
-def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
+_hints = field_hints
 
 
 def _fields(cls: type) -> dict[str, dataclasses.Field]:
@@ -369,136 +393,6 @@ def _fields(cls: type) -> dict[str, dataclasses.Field]:
 
 def _is_union(tp: Any) -> bool:
     return typing.get_origin(tp) in (Union, types.UnionType)
-
-
-def _type_name(tp: Any) -> str:
-    if tp is type(None):
-        return "null"
-    if _is_union(tp):
-        return " or ".join(_type_name(a) for a in typing.get_args(tp))
-    origin = typing.get_origin(tp)
-    if origin is Literal:
-        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
-    if origin in (list, tuple, dict):
-        args = typing.get_args(tp)
-        if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
-            return f"list of {_type_name(args[0])}"
-        if origin is tuple:
-            return f"list of {len(args)} ({', '.join(_type_name(a) for a in args)})"
-        if origin is list:
-            return f"list of {_type_name(args[0])}"
-        return f"mapping of {_type_name(args[0])} to {_type_name(args[1])}"
-    if dataclasses.is_dataclass(tp):
-        return "mapping (section)"
-    return getattr(tp, "__name__", str(tp))
-
-
-def _unknown_key(key: str, choices: Sequence[str], origin: str) -> ConfigError:
-    leaf = key.rsplit(".", 1)[-1]
-    close = difflib.get_close_matches(leaf, list(choices), n=3, cutoff=0.6)
-    parent = key[: -len(leaf)]
-    hint = f"; did you mean {', '.join(repr(parent + c) for c in close)}?" if close else \
-        f"; valid keys here: {', '.join(sorted(choices))}"
-    return ConfigError(f"unknown config key '{key}'{origin}{hint}")
-
-
-def _bad_type(key: str, tp: Any, value: Any, origin: str) -> ConfigError:
-    return ConfigError(
-        f"config key '{key}' expects {_type_name(tp)}, got {value!r} ({type(value).__name__}){origin}"
-    )
-
-
-def _coerce(value: Any, tp: Any, key: str, origin: str) -> Any:
-    """Check ``value`` against the type hint ``tp``; return it in the field's Python type."""
-    if tp is Any:
-        return value
-    if _is_union(tp):
-        args = typing.get_args(tp)
-        if value is None:
-            if type(None) in args:
-                return None
-            raise _bad_type(key, tp, value, origin)
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _coerce(value, arg, key, origin)
-            except ConfigError:
-                pass
-        raise _bad_type(key, tp, value, origin)
-    if dataclasses.is_dataclass(tp):
-        if not isinstance(value, Mapping):
-            raise _bad_type(key, tp, value, origin)
-        return _build(tp, value, key + ".", origin)
-    origin_tp = typing.get_origin(tp)
-    if origin_tp is Literal:
-        choices = typing.get_args(tp)
-        if value in choices and type(value) in {type(c) for c in choices}:
-            return value
-        close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ConfigError(
-            f"config key '{key}' must be {_type_name(tp)}, got {value!r}{origin}{hint}"
-        )
-    if origin_tp in (list, tuple):
-        if isinstance(value, str) and "," in value:  # "30,50" from a command line
-            value = [yaml.safe_load(v) for v in value.split(",")]
-        if not isinstance(value, (list, tuple)):
-            raise _bad_type(key, tp, value, origin)
-        args = typing.get_args(tp)
-        if origin_tp is tuple and not (len(args) == 2 and args[1] is Ellipsis):
-            if len(value) != len(args):
-                raise _bad_type(key, tp, value, origin)
-            items = [_coerce(v, a, f"{key}[{i}]", origin) for i, (v, a) in enumerate(zip(value, args))]
-        else:
-            items = [_coerce(v, args[0], f"{key}[{i}]", origin) for i, v in enumerate(value)]
-        return tuple(items) if origin_tp is tuple else items
-    if origin_tp is dict:
-        if not isinstance(value, Mapping):
-            raise _bad_type(key, tp, value, origin)
-        k_tp, v_tp = typing.get_args(tp)
-        return {_coerce(k, k_tp, key, origin): _coerce(v, v_tp, f"{key}.{k}", origin)
-                for k, v in value.items()}
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        raise _bad_type(key, tp, value, origin)
-    if tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        raise _bad_type(key, tp, value, origin)
-    if tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # YAML 1.1 reads "1e-3" (no dot) as a string
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        raise _bad_type(key, tp, value, origin)
-    if tp is str:
-        if isinstance(value, str):
-            return value
-        raise _bad_type(key, tp, value, origin)
-    if isinstance(tp, type) and isinstance(value, tp):
-        return value
-    raise _bad_type(key, tp, value, origin)
-
-
-def _build(cls: type[C], data: Mapping[str, Any], prefix: str, origin: str) -> C:
-    hints, fields = _hints(cls), _fields(cls)
-    kwargs = {}
-    for name, value in data.items():
-        if not isinstance(name, str) or name not in fields:
-            raise _unknown_key(f"{prefix}{name}", list(fields), origin)
-        kwargs[name] = _coerce(value, hints[name], f"{prefix}{name}", origin)
-    missing = [n for n, f in fields.items() if n not in kwargs
-               and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
-    if missing:
-        raise ConfigError(f"config key '{prefix}{missing[0]}' is required{origin}")
-    return cls(**kwargs)
 
 
 def _validate_tree(obj: Any, prefix: str) -> None:
@@ -517,12 +411,7 @@ def config_from_dict(cls: type[C], data: Mapping[str, Any] | None, *, source: st
     Raises:
         ConfigError: naming the key that is unknown, of the wrong type, or out of range.
     """
-    origin = f" (in {source})" if source else ""
-    if data is None:
-        data = {}
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"config{origin} must be a mapping of sections, got {type(data).__name__}")
-    cfg = _build(cls, data, "", origin)
+    cfg = build_dataclass(cls, data, source=source)
     _validate_tree(cfg, "")
     return cfg
 
@@ -561,7 +450,7 @@ def _field_type_at(cls: type, path: list[str], key: str) -> tuple[Any, list[str]
             fields = _fields(tp)
             name = path[i]
             if name not in fields:
-                raise _unknown_key(".".join(path[: i + 1]), list(fields), " (on the command line)")
+                raise unknown_key_error(".".join(path[: i + 1]), list(fields), " (on the command line)")
             tp = _hints(tp)[name]
             walked.append(name)
             i += 1

@@ -23,7 +23,6 @@ __all__ = [
     "DistInfo",
     "init_distributed",
     "cleanup_distributed",
-    "in_torchrun",
     "is_dist",
     "get_rank",
     "get_world_size",
@@ -32,7 +31,6 @@ __all__ = [
     "gather_with_grad",
     "all_reduce_mean",
     "all_gather_objects",
-    "broadcast_object",
     "seed_everything",
 ]
 
@@ -50,11 +48,6 @@ class DistInfo:
     @property
     def is_main(self) -> bool:
         return self.rank == 0
-
-
-def in_torchrun() -> bool:
-    """Whether the environment variables set by ``torchrun`` are present."""
-    return "RANK" in os.environ and "WORLD_SIZE" in os.environ
 
 
 def _env_int(name: str, default: int) -> int:
@@ -199,15 +192,6 @@ def all_gather_objects(obj: Any) -> list[Any]:
     out: list[Any] = [None] * get_world_size()
     dist.all_gather_object(out, obj)
     return out
-
-
-def broadcast_object(obj: Any, src: int = 0) -> Any:
-    """Rank ``src``'s ``obj`` on every rank."""
-    if not is_dist() or get_world_size() == 1:
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=src)
-    return box[0]
 
 
 def seed_everything(seed: int) -> None:

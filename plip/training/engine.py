@@ -145,6 +145,8 @@ class Trainer:
         self.task, self.cfg = task, cfg
         self.task_name = task_name or type(task).__name__
         self.out = Path(cfg.output_dir)
+        self._extra: dict[str, torch.optim.Optimizer] = {}
+        self._ema: ModelEMA | None = None
 
     # ------------------------------------------------------------------ setup
     def _check_environment(self, info: DistInfo) -> None:
@@ -182,6 +184,8 @@ class Trainer:
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
             "scaler": scaler.state_dict(),
+            "extra_optimizers": {k: o.state_dict() for k, o in self._extra.items()},
+            "ema": self._ema.state_dict() if self._ema is not None else None,
             "task_state": self.task.state_dict(),
             "progress": _progress_state(p),
             "sampler": sampler.state_dict(p.batch),
@@ -224,6 +228,16 @@ class Trainer:
             raise CheckpointError(f"checkpoint '{path}' does not match this model/optimizer: {err}") from None
         scheduler.load_state_dict(state["scheduler"])
         scaler.load_state_dict(state["scaler"])
+        extra = state.get("extra_optimizers") or {}
+        if set(extra) != set(self._extra):
+            raise CheckpointError(f"checkpoint '{path}' has extra optimizers {sorted(extra)}, this run "
+                                  f"{sorted(self._extra)}")
+        for name, opt in self._extra.items():
+            opt.load_state_dict(extra[name])
+        if self._ema is not None:
+            if state.get("ema") is None:
+                raise CheckpointError(f"checkpoint '{path}' has no EMA weights but train.ema_decay is set")
+            self._ema.load_state_dict(state["ema"])
         self.task.load_state_dict(state.get("task_state") or {})
         old_cfg, new_cfg = state.get("config") or {}, config_to_dict(self.cfg)
         changed = _diff_keys(old_cfg, new_cfg)
@@ -250,6 +264,10 @@ class Trainer:
         try:
             self._check_environment(info)
             manager = CheckpointManager(self.out / "checkpoints", cfg.checkpoint.keep_last)
+            if info.is_main:
+                for stale in manager.clean_temporary():
+                    log.info("removed the half-written checkpoint %s", stale)
+            barrier()
             resume_path = resolve_resume(resume, manager.directory)
             if resume is None and manager.latest() is not None:
                 raise ConfigError(
@@ -287,6 +305,10 @@ class Trainer:
             lr = scaled_lr(cfg.optim.lr, cfg.optim.reference_batch, global_batch)
 
             optimizer = build_optimizer(self.task.param_groups(model, cfg), cfg.optim, lr)
+            self._extra = dict(self.task.extra_optimizers(model, cfg))
+            _check_disjoint(optimizer, self._extra)
+            if t.ema_decay is not None:
+                self._ema = ModelEMA(model, t.ema_decay)
             scheduler = build_scheduler(optimizer, cfg.schedule, t.epochs, steps_per_epoch)
             scaler = torch.amp.GradScaler(info.device.type, enabled=t.amp == "fp16")
 
@@ -329,6 +351,7 @@ class Trainer:
         accum, amp_dtype = t.grad_accum, self._amp_dtype()
         seeded = SeededDataset(data.dataset)
         params = [q for g in optimizer.param_groups for q in g["params"]]
+        extra = list(self._extra.values())
         is_ddp = isinstance(model, DistributedDataParallel)
         parts = dict(model=model, optimizer=optimizer, scheduler=scheduler, scaler=scaler, sampler=sampler)
         last_ckpt, last_eval, stopped = manager.latest(), None, False
@@ -391,8 +414,14 @@ class Trainer:
                     scaler.unscale_(optimizer)
                     grad_norm = torch.nn.utils.clip_grad_norm_(params, t.clip_grad_norm)
                 scaler.step(optimizer)
+                for opt in extra:  # own optimizers (e.g. BoT's centres), outside the schedule
+                    scaler.step(opt)
                 scaler.update()
                 optimizer.zero_grad(set_to_none=True)
+                for opt in extra:
+                    opt.zero_grad(set_to_none=True)
+                if self._ema is not None:
+                    self._ema.update(model)
                 step_lrs = [g["lr"] for g in optimizer.param_groups]  # the rates this step used
                 scheduler.step()
                 p.step += 1
@@ -428,6 +457,7 @@ class Trainer:
             improved = False
             if ev and (p.epoch % ev == 0 or last):
                 last_eval, improved = self._evaluate(model, info, p, metrics, epoch)
+                self._report_plateau(scheduler, last_eval, info)
             periodic = p.epoch % cfg.checkpoint.every_epochs == 0 or last or \
                 bool(every_steps and p.step % every_steps == 0)
             if periodic or improved:
@@ -439,7 +469,7 @@ class Trainer:
         export_dir = None
         if info.is_main:
             export_dir = self.out / "model"
-            self.task.export(unwrap_model(model), str(export_dir))
+            self.task.export(self._eval_model(model), str(export_dir))
             if not export_dir.exists():
                 export_dir = None
         barrier()
@@ -449,6 +479,25 @@ class Trainer:
                            best_metric=p.best, export_dir=export_dir, last_eval=last_eval)
 
     # ------------------------------------------------------------------ helpers
+    def _eval_model(self, model: nn.Module) -> nn.Module:
+        """What is evaluated and exported: the EMA weights when ``train.ema_decay`` is set."""
+        inner = unwrap_model(model)
+        return self._ema.module_like(inner) if self._ema is not None else inner
+
+    def _report_plateau(self, scheduler, results: dict[str, float] | None, info: DistInfo) -> None:
+        """Feed the ``plateau`` decay the watched evaluation value (rank 0's, on every rank)."""
+        if self.cfg.schedule.name != "plateau":
+            return
+        key = self.cfg.schedule.plateau_metric
+        value = None if results is None else results.get(key)
+        value = all_gather_objects(value)[0]
+        if value is None:
+            raise ConfigError(f"config key 'schedule.plateau_metric' is '{key}', which the evaluation of "
+                              f"task '{self.task_name}' does not return")
+        if scheduler.report(float(value)) and info.is_main:
+            log.info("%s has not improved for %d evaluations: learning rate x%g", key,
+                     self.cfg.schedule.plateau_patience + 1, self.cfg.schedule.gamma)
+
     @staticmethod
     def _accumulate(p: _Progress, out: dict[str, Any]) -> None:
         # Sums stay on the device (no host sync per step); float64 so that a resume, which
@@ -508,7 +557,7 @@ class Trainer:
         """Run the task's evaluation on rank 0; return the results and whether they improved."""
         results, improved = None, False
         if info.is_main:
-            inner = unwrap_model(model)
+            inner = self._eval_model(model)
             inner.eval()
             with _isolated_rng(info.device), torch.no_grad():
                 results = self.task.evaluate(inner, self.cfg)
@@ -532,6 +581,51 @@ class Trainer:
         improved = bool(all_gather_objects(improved)[0])
         p.best = all_gather_objects(p.best)[0]
         return results, improved
+
+
+class ModelEMA:
+    """Exponential moving average of a model's state (timm ``ModelEmaV2``'s rule):
+    ``ema = decay * ema + (1 - decay) * value`` for every floating-point entry of the
+    state dict after each optimizer step; other entries (counters) are copied."""
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        self.decay = decay
+        self.state = {k: v.detach().clone() for k, v in unwrap_model(model).state_dict().items()}
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        for k, v in unwrap_model(model).state_dict().items():
+            ema = self.state[k]
+            if ema.is_floating_point():
+                ema.mul_(self.decay).add_(v.detach(), alpha=1.0 - self.decay)
+            else:
+                ema.copy_(v)
+
+    def module_like(self, model: nn.Module) -> nn.Module:
+        """A copy of ``model`` holding the averaged weights."""
+        import copy
+
+        clone = copy.deepcopy(model)
+        clone.load_state_dict(self.state)
+        return clone
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return self.state
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        for k, v in state.items():
+            self.state[k].copy_(v)
+
+
+def _check_disjoint(optimizer: torch.optim.Optimizer, extra: dict[str, torch.optim.Optimizer]) -> None:
+    seen = {id(q) for g in optimizer.param_groups for q in g["params"]}
+    for name, opt in extra.items():
+        for g in opt.param_groups:
+            for q in g["params"]:
+                if id(q) in seen:
+                    raise ConfigError(f"extra optimizer '{name}' updates a parameter that the main "
+                                      "optimizer updates too; leave it out of param_groups")
+                seen.add(id(q))
 
 
 def _progress_state(p: _Progress) -> dict[str, Any]:

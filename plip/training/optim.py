@@ -1,4 +1,4 @@
-"""Optimizers (Adan, AdamW, SGD), parameter groups and the learning-rate schedule.
+"""Optimizers (Adan, AdamW, Adam with coupled L2, SGD), parameter groups and the learning-rate schedule.
 
 Parameter groups
     A group is a dict ``{"params": [...], "name": str, "lr_mult": float, ...}``; the
@@ -48,6 +48,8 @@ from ..errors import ConfigError
 from .config import OptimConfig, ScheduleConfig
 
 __all__ = [
+    "ScaledGradSGD",
+    "ScheduleLR",
     "param_groups_by_prefix",
     "build_optimizer",
     "scaled_lr",
@@ -176,9 +178,34 @@ def build_optimizer(groups: Iterable[dict[str, Any]], cfg: OptimConfig, lr: floa
         if cfg.betas is not None:
             kw["betas"] = tuple(cfg.betas)
         return torch.optim.AdamW(groups, eps=cfg.eps, **kw)
+    if cfg.name == "adam":  # coupled L2: weight_decay * param is added to the gradient
+        if cfg.betas is not None:
+            kw["betas"] = tuple(cfg.betas)
+        return torch.optim.Adam(groups, eps=cfg.eps, **kw)
     if cfg.name == "sgd":
         return torch.optim.SGD(groups, momentum=cfg.momentum, nesterov=cfg.nesterov, **kw)
-    raise ConfigError(f"config key 'optim.name' must be one of 'adan', 'adamw', 'sgd', got {cfg.name!r}")
+    raise ConfigError(f"config key 'optim.name' must be one of 'adan', 'adamw', 'adam', 'sgd', got {cfg.name!r}")
+
+
+class ScaledGradSGD(torch.optim.SGD):
+    """Plain SGD that multiplies the gradients by ``grad_scale`` before its step.
+
+    reid-strong-baseline's centre update: the centre loss enters the total loss with weight
+    ``w``, and the centres' own SGD (lr 0.5) first divides their gradient by ``w``
+    (``grad_scale = 1 / w``), so the centres move as if the centre loss had weight 1.
+    """
+
+    def __init__(self, params, lr: float, grad_scale: float = 1.0) -> None:
+        super().__init__(params, lr=lr)
+        self.grad_factor = float(grad_scale)
+
+    @torch.no_grad()
+    def step(self, closure=None):  # type: ignore[override]
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    p.grad.mul_(self.grad_factor)
+        return super().step(closure)
 
 
 def lr_factor(epoch: float, cfg: ScheduleConfig, total_epochs: int) -> float:
@@ -191,6 +218,8 @@ def lr_factor(epoch: float, cfg: ScheduleConfig, total_epochs: int) -> float:
         decay = cfg.gamma ** math.floor(e / cfg.step_size)
     elif cfg.name == "multistep":
         decay = cfg.gamma ** bisect.bisect_right(cfg.milestones, e)
+    elif cfg.name == "plateau":
+        decay = 1.0  # the reductions are applied by ScheduleLR.report
     elif cfg.name == "cosine":
         span = total_epochs - w
         t = min(max((e - w) / span, 0.0), 1.0) if span > 0 else 1.0
@@ -200,18 +229,65 @@ def lr_factor(epoch: float, cfg: ScheduleConfig, total_epochs: int) -> float:
     return warm * decay
 
 
+class ScheduleLR(torch.optim.lr_scheduler.LambdaLR):
+    """The engine's schedule: :func:`lr_factor` over optimizer steps, times
+    ``gamma ** reductions`` of the ``plateau`` decay.
+
+    Step it once after every optimizer step; call :meth:`report` with the watched evaluation
+    value after each evaluation (``plateau`` only). The plateau rule is
+    ``torch.optim.lr_scheduler.ReduceLROnPlateau``'s (relative threshold, no cooldown).
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, cfg: ScheduleConfig, total_epochs: int,
+                 steps_per_epoch: int) -> None:
+        if steps_per_epoch < 1:
+            raise ValueError("steps_per_epoch must be >= 1")
+        self.cfg, self.total_epochs, self.steps_per_epoch = cfg, total_epochs, steps_per_epoch
+        self.reductions, self.plateau_best, self.plateau_bad = 0, None, 0
+        super().__init__(optimizer, self._factor)
+
+    def _factor(self, step: int) -> float:
+        e = step / self.steps_per_epoch
+        if self.cfg.per == "epoch":
+            e = math.floor(e)
+        return lr_factor(e + self.cfg.epoch_offset, self.cfg, self.total_epochs) * self.cfg.gamma ** self.reductions
+
+    def report(self, value: float) -> bool:
+        """Feed the watched evaluation value; returns whether the rate was reduced."""
+        if self.cfg.name != "plateau":
+            return False
+        t = self.cfg.plateau_threshold
+        best = self.plateau_best
+        better = best is None or (value < best * (1 - t) if self.cfg.plateau_mode == "min" else value > best * (1 + t))
+        if better:
+            self.plateau_best, self.plateau_bad = value, 0
+            return False
+        self.plateau_bad += 1
+        if self.plateau_bad <= self.cfg.plateau_patience:
+            return False
+        self.reductions += 1
+        self.plateau_bad = 0
+        factor = self._factor(self.last_epoch)
+        for group, base in zip(self.optimizer.param_groups, self.base_lrs):  # effective from now on
+            group["lr"] = base * factor
+        self._last_lr = [g["lr"] for g in self.optimizer.param_groups]
+        return True
+
+    def state_dict(self) -> dict[str, Any]:
+        skip = ("optimizer", "lr_lambdas", "cfg", "total_epochs", "steps_per_epoch")
+        state = {k: v for k, v in self.__dict__.items() if k not in skip}
+        state["lr_lambdas"] = [None]
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        state = {k: v for k, v in state_dict.items() if k != "lr_lambdas"}
+        self.__dict__.update(state)
+
+
 def build_scheduler(optimizer: torch.optim.Optimizer, cfg: ScheduleConfig, total_epochs: int,
-                    steps_per_epoch: int) -> torch.optim.lr_scheduler.LambdaLR:
-    """A ``LambdaLR`` over optimizer steps implementing :func:`lr_factor`.
+                    steps_per_epoch: int) -> ScheduleLR:
+    """The :class:`ScheduleLR` implementing :func:`lr_factor` (and the plateau reductions).
 
     Step it once after every optimizer step; ``steps_per_epoch`` converts steps to epochs.
     """
-    if steps_per_epoch < 1:
-        raise ValueError("steps_per_epoch must be >= 1")
-    per_epoch = cfg.per == "epoch"
-
-    def factor(step: int) -> float:  # a plain function: LambdaLR's state_dict then holds no code
-        e = step / steps_per_epoch
-        return lr_factor(math.floor(e) if per_epoch else e, cfg, total_epochs)
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    return ScheduleLR(optimizer, cfg, total_epochs, steps_per_epoch)

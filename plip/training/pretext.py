@@ -44,12 +44,23 @@ class TextConditionedSE(nn.Module):
 
     ``s = sigmoid(W2 · relu(W1 · [avgpool(x); t]))``, output ``x * s`` per channel, with
     ``W1: (C + T) → C`` and ``W2: C → C`` (no bottleneck, as the paper describes it).
+
+    ``init``: ``torch`` (``nn.Linear``'s default) or ``kaiming`` (the official repository's
+    ``weights_init_kaiming`` for linear layers: Kaiming-normal weights, ``mode="fan_out"``,
+    zero bias; the repository's only initialisation helper, since its pre-training code,
+    SE block included, was never released).
     """
 
-    def __init__(self, channels: int, text_dim: int) -> None:
+    def __init__(self, channels: int, text_dim: int, init: str = "torch") -> None:
         super().__init__()
         self.fc1 = nn.Linear(channels + text_dim, channels)
         self.fc2 = nn.Linear(channels, channels)
+        if init == "kaiming":
+            for fc in (self.fc1, self.fc2):
+                nn.init.kaiming_normal_(fc.weight, a=0, mode="fan_out")
+                nn.init.zeros_(fc.bias)
+        elif init != "torch":
+            raise ConfigError(f"SE init must be 'torch' or 'kaiming', got {init!r}")
 
     def forward(self, x: Tensor, text_emb: Tensor) -> Tensor:
         pooled = x.mean(dim=(2, 3))
@@ -82,6 +93,7 @@ class ColorizationDecoder(nn.Module):
         fpn_channels: width of the FPN (256).
         out_channels: 3 (RGB).
         hidden_norm_act: BatchNorm + ReLU between the two blocks.
+        se_init: initialisation of the SE blocks (see :class:`TextConditionedSE`).
     """
 
     def __init__(
@@ -91,6 +103,7 @@ class ColorizationDecoder(nn.Module):
         fpn_channels: int = 256,
         out_channels: int = 3,
         hidden_norm_act: bool = True,
+        se_init: str = "torch",
     ) -> None:
         super().__init__()
         in_channels = tuple(int(c) for c in in_channels)
@@ -99,12 +112,12 @@ class ColorizationDecoder(nn.Module):
         self.in_channels = in_channels
         self.lateral = nn.ModuleList(nn.Conv2d(c, fpn_channels, kernel_size=1) for c in in_channels)
         merged = 4 * fpn_channels
-        self.se1 = TextConditionedSE(merged, text_dim)
+        self.se1 = TextConditionedSE(merged, text_dim, init=se_init)
         self.up1 = nn.ConvTranspose2d(merged, fpn_channels, 3, stride=2, padding=1, output_padding=1)
         self.norm_act = (
             nn.Sequential(nn.BatchNorm2d(fpn_channels), nn.ReLU(inplace=True)) if hidden_norm_act else nn.Identity()
         )
-        self.se2 = TextConditionedSE(fpn_channels, text_dim)
+        self.se2 = TextConditionedSE(fpn_channels, text_dim, init=se_init)
         self.up2 = nn.ConvTranspose2d(fpn_channels, out_channels, 3, stride=2, padding=1, output_padding=1)
 
     def forward(self, stages: Sequence[Tensor], text_emb: Tensor) -> Tensor:
@@ -252,6 +265,7 @@ class PretrainHeads(nn.Module):
         iap: bool = True,
         fpn_channels: int = 256,
         hidden_norm_act: bool = True,
+        se_init: str = "torch",
     ) -> "PretrainHeads":
         """Heads sized for a :class:`plip.models.PLIPConfig` (``vision.stage_channels``,
         ``vision.output_dim``, the ``text`` BERT fields); ``tic``/``iap`` False leaves that head out."""
@@ -261,6 +275,7 @@ class PretrainHeads(nn.Module):
                 text_dim=config.text.hidden_size,
                 fpn_channels=fpn_channels,
                 hidden_norm_act=hidden_norm_act,
+                se_init=se_init,
             )
             if tic
             else None

@@ -1,33 +1,36 @@
 """Distributed identity-aware batch sampler (P identities x K images per rank-batch).
 
-How an epoch is laid out (everything below depends only on ``seed``, ``epoch``, the labels
-and the *global* batch ``G = P*K*world_size*grad_accum``, the samples of one optimizer
-step; so one process with batch 2B sees exactly the samples of two processes with batch B,
-in the same order once gathered, and so does one process with batch B accumulating 2
-micro-batches):
+Everything below depends only on ``seed``, ``epoch``, the labels and the *global* batch
+``G = P*K*world_size*grad_accum`` (the samples of one optimizer step), so one process with
+batch 2B sees exactly the samples of two processes with batch B, in the same order once
+gathered, and so does one process with batch B accumulating 2 micro-batches.
 
-1. Each identity's images are shuffled and cut into groups of K. An identity whose image
-   count is not a multiple of K leaves one *short group* (fewer than K images); an
-   identity with fewer than K images is a single short group. Nothing is repeated and
-   nothing is dropped at this stage.
-2. The full groups are shuffled and packed, ``P * world_size * grad_accum`` groups at a
-   time, into global batches. Micro-batch ``m`` of rank ``r`` takes the P consecutive
-   groups at slot ``m * world_size + r``. These batches have the exact P x K structure.
-3. The full groups left over (fewer than ``P * world_size``) and all short groups are
-   shuffled (each group kept together) and packed into *mixed* global batches of the
-   same size; in these, identities can have fewer than K images (and, for a loss,
-   possibly no positive). They are few when most identities have >= K images.
-4. The order of the global batches is shuffled.
-5. The last mixed global batch is usually incomplete: with ``drop_last=True`` it is
-   dropped (fewer than G samples, different ones every epoch); with
-   ``drop_last=False`` it is completed with samples taken from the start of the epoch's
-   order (the only repeats in an epoch, as in ``DistributedSampler``).
+With ``K > 1`` (the exact P x K sampler, as reid-strong-baseline's ``RandomIdentitySampler``):
 
-So, per epoch, every sample is used exactly once (apart from the dropped or padded end),
-and no sample reaches two ranks. Each sample also gets a seed derived from
-``(seed, epoch, its global position in the epoch)``: :class:`SeededDataset` uses it to
-seed the random augmentations, which makes them independent of the number of workers and
-ranks, and reproducible after a mid-epoch resume.
+1. Each identity's images are shuffled and cut into *chunks* of K; the last
+   ``count % K`` images of an identity are left out of that epoch (a different subset every
+   epoch). An identity with fewer than K images is completed to K by drawing its own images
+   again with replacement, so it appears as one chunk holding repeats (rsb does the same).
+2. Every chunk gets a random time in the epoch, spread evenly over the identity's chunks
+   (chunk ``j`` of ``n`` at ``(j + u) / n``, ``u`` uniform), and chunks are taken in time
+   order into global batches of ``G / K`` chunks of *distinct* identities (a chunk whose
+   identity is already in the batch waits for the next one).
+3. Micro-batch ``m`` of rank ``r`` takes the P chunks at slot ``m * world_size + r``: every
+   batch of every rank is exactly P distinct identities x K images, and no identity is in
+   two ranks' batches of one step.
+4. An epoch has ``chunks // (G / K)`` global batches; the chunks that do not fill one are
+   dropped. In the rare case where the last batches cannot be completed with distinct
+   identities, they are completed with chunks of other identities drawn again.
+
+With ``K = 1`` the sampler is a plain shuffle (identity labels unused): every sample once
+per epoch; ``drop_last=True`` drops the incomplete last global batch (fewer than G
+samples, different ones every epoch), ``drop_last=False`` completes it with samples from the
+start of the epoch's order (the only repeats, as in ``DistributedSampler``).
+
+No sample reaches two ranks in one step. Each sample also gets a seed derived from
+``(seed, epoch, its global position in the epoch)``: :class:`SeededDataset` uses it to seed
+the random augmentations, which makes them independent of the number of workers and ranks,
+and reproducible after a mid-epoch resume.
 """
 
 from __future__ import annotations
@@ -88,6 +91,11 @@ class IdentityBatchSampler:
         if labels is None:
             if num_samples is None:
                 raise ValueError("give labels or num_samples")
+            if num_instances > 1:
+                raise ConfigError(
+                    f"config key 'sampler.num_instances' is {num_instances} but the task gives no "
+                    "identity labels; use sampler.num_instances: 1"
+                )
             labels = list(range(num_samples))
         if isinstance(labels, torch.Tensor):
             labels = labels.numpy(force=True)
@@ -121,6 +129,21 @@ class IdentityBatchSampler:
         self._counts = np.bincount(inv)
         self._starts = np.concatenate([[0], np.cumsum(self._counts)[:-1]])
         self._cache: tuple[int, np.ndarray] | None = None
+        if self.k > 1:
+            self._chunks_per_id = np.maximum(self._counts // self.k, 1)
+            self._num_chunks = int(self._chunks_per_id.sum())
+            per_step = self.global_batch // self.k
+            if len(self._counts) < per_step:
+                raise DataError(
+                    f"the training set has {len(self._counts)} identities, fewer than the "
+                    f"{per_step} distinct identities of one global batch (P={self.p} per rank x "
+                    f"{num_replicas} ranks x {grad_accum} accumulation); lower train.batch_size"
+                )
+            if self._num_chunks < per_step:
+                raise DataError(
+                    f"the training set has {self._num_chunks} chunks of K={self.k} images, fewer than "
+                    f"one global batch needs ({per_step}); lower train.batch_size"
+                )
         self.epoch = 0
         self.start_batch = 0
 
@@ -145,43 +168,83 @@ class IdentityBatchSampler:
         if self._cache is not None and self._cache[0] == epoch:
             return self._cache[1]
         rng = np.random.default_rng([_SALT, self.seed % 2**63, epoch])
-        n, k, g = self.num_samples, self.k, self.global_batch
-        per_batch = g // k  # groups per global batch
+        order = self._pk_order(rng) if self.k > 1 else self._shuffle_order(rng)
+        self._cache = (epoch, order)
+        return order
 
-        # 1. Shuffle inside identities: sort by (identity, random key). `perm[j]` is the
-        #    sample at slot j; slots of one identity are contiguous.
-        shuffled = rng.permutation(n)
-        perm = shuffled[np.argsort(self._inv[shuffled], kind="stable")]
-        ids = self._inv[perm]
-        pos = np.arange(n) - self._starts[ids]  # position inside the identity
-        full = (pos // k + 1) * k <= self._counts[ids]  # slot belongs to a full group of K
-
-        # 2. Full groups, shuffled, packed into P x K global batches.
-        heads = np.flatnonzero(full & (pos % k == 0))
-        heads = heads[rng.permutation(len(heads))]
-        n_pk = len(heads) // per_batch * per_batch
-        pk_slots = (heads[:n_pk, None] + np.arange(k)).reshape(-1)
-
-        # 3. Left-over full groups and short groups, shuffled as units, in mixed batches.
-        left = (heads[n_pk:, None] + np.arange(k)).reshape(-1)
-        short = np.flatnonzero(~full)
-        unit = np.concatenate([np.repeat(np.arange(len(heads) - n_pk), k),
-                               len(heads) - n_pk + np.unique(ids[short], return_inverse=True)[1]])
-        rest = np.concatenate([left, short])
-        unit_rank = rng.permutation(int(unit.max()) + 1 if len(unit) else 0)
-        rest = rest[np.lexsort((rest, unit_rank[unit]))] if len(rest) else rest
-
-        # 4. Shuffle the order of the complete global batches; 5. drop or pad the end.
-        slots = np.concatenate([pk_slots, rest]).astype(np.int64)
-        n_full = len(slots) // g
-        batches = slots[: n_full * g].reshape(n_full, g)[rng.permutation(n_full)]
-        order = perm[batches.reshape(-1)]
-        tail = perm[slots[n_full * g:]]
+    def _shuffle_order(self, rng: np.random.Generator) -> np.ndarray:
+        g = self.global_batch
+        perm = rng.permutation(self.num_samples)
+        n_full = len(perm) // g
+        order, tail = perm[: n_full * g], perm[n_full * g:]
         if len(tail) and not self.drop_last:
             filler = order[: g - len(tail)] if len(order) else np.resize(tail, g - len(tail))
             order = np.concatenate([order, tail, filler])
-        self._cache = (epoch, order)
         return order
+
+    def _pk_order(self, rng: np.random.Generator) -> np.ndarray:
+        k, per_step = self.k, self.global_batch // self.k
+        # 1. Chunks of K images per identity (identities sorted by number, images shuffled).
+        shuffled = rng.permutation(self.num_samples)
+        by_id = shuffled[np.argsort(self._inv[shuffled], kind="stable")]
+        chunks: list[np.ndarray] = []
+        owner: list[int] = []
+        times: list[np.ndarray] = []
+        for ident, (start, count) in enumerate(zip(self._starts, self._counts)):
+            imgs = by_id[start:start + count]
+            if count < k:
+                imgs = rng.choice(imgs, size=k, replace=True)
+            n = len(imgs) // k
+            chunks.append(imgs[: n * k].reshape(n, k))
+            owner.extend([ident] * n)
+            times.append((np.arange(n) + rng.random(n)) / n)
+        all_chunks = np.concatenate(chunks)
+        owner_arr = np.asarray(owner)
+        # 2. Time order, packed greedily into batches of distinct identities.
+        sequence = np.argsort(np.concatenate(times), kind="stable").tolist()
+        n_steps = len(all_chunks) // per_step
+        batches: list[list[int]] = []
+        waiting: list[int] = []
+        current: list[int] = []
+        in_batch: set[int] = set()
+        for c in sequence:
+            if len(batches) == n_steps:
+                break
+            if owner_arr[c] in in_batch:
+                waiting.append(c)
+                continue
+            current.append(c)
+            in_batch.add(int(owner_arr[c]))
+            if len(current) == per_step:
+                batches.append(current)
+                current, in_batch = [], set()
+                still: list[int] = []
+                for w in waiting:  # waiting chunks first in the next batch
+                    if owner_arr[w] in in_batch or len(current) == per_step:
+                        still.append(w)
+                    else:
+                        current.append(w)
+                        in_batch.add(int(owner_arr[w]))
+                waiting = still
+                if len(current) == per_step and len(batches) < n_steps:
+                    batches.append(current)
+                    current, in_batch = [], set()
+        # 4. Rare: complete the last batches with chunks of other identities, drawn again.
+        while len(batches) < n_steps:
+            pool = [c for c in rng.permutation(len(all_chunks)).tolist() if owner_arr[c] not in in_batch]
+            for c in pool:
+                if len(current) == per_step:
+                    break
+                if owner_arr[c] not in in_batch:
+                    current.append(c)
+                    in_batch.add(int(owner_arr[c]))
+            batches.append(current)
+            current, in_batch = [], set()
+        return all_chunks[np.asarray(batches, dtype=np.int64).reshape(-1)].reshape(-1)
+
+    def identity_counts(self) -> np.ndarray:
+        """Images per identity (dense identity numbers, in order of first appearance)."""
+        return self._counts.copy()
 
     def __len__(self) -> int:
         """Rank-batches left in the current epoch (from the resume position)."""
@@ -189,6 +252,8 @@ class IdentityBatchSampler:
 
     def steps_per_epoch(self) -> int:
         """Global batches (optimizer steps) in an epoch."""
+        if self.k > 1:
+            return self._num_chunks // (self.global_batch // self.k)
         n = self.num_samples
         return n // self.global_batch if self.drop_last else -(-n // self.global_batch)
 

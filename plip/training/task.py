@@ -2,10 +2,11 @@
 
 A task is a :class:`Task` subclass; the engine owns everything else (distribution,
 sampling, precision, accumulation, clipping, schedule, checkpoints, logging). Register it
-under a name so that ``plip train NAME`` finds it::
+under a name, at the definition, so that ``plip train NAME`` finds it::
 
     from plip.training import Task, TrainData, register_task
 
+    @register_task("mine")
     class MyTask(Task):
         config_class = MyRunConfig            # a RunConfig subclass (optional)
 
@@ -17,8 +18,6 @@ under a name so that ``plip train NAME`` finds it::
             ids_all = ctx.gather(batch["pids"])
             return {"loss": my_loss(img_all, txt_all, ids_all)}
 
-    register_task("mine", MyTask)
-
 ``plip train package.module:MyTask`` also works without registering.
 """
 
@@ -26,7 +25,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Sequence, TypeVar
 
 import torch
 from torch import nn
@@ -127,6 +126,8 @@ class Task:
 
     #: the configuration class of this task (``plip train TASK`` validates against it)
     config_class: type[RunConfig] = RunConfig
+    #: the shipped recipe ``plip train TASK`` uses without ``--config`` (the task's defaults)
+    default_recipe: str | None = None
 
     def build_model(self, cfg: RunConfig) -> nn.Module:
         """*Required.* The module to train (heads included), on CPU; the engine moves it.
@@ -163,6 +164,12 @@ class Task:
         """
         raise NotImplementedError
 
+    def extra_optimizers(self, model: nn.Module, cfg: RunConfig) -> dict[str, torch.optim.Optimizer]:
+        """Optimizers of their own for parameters left out of :meth:`param_groups` (e.g. BoT's
+        centres), by name. The engine steps them after the main optimizer, outside the
+        learning-rate schedule, and checkpoints them. Default: none."""
+        return {}
+
     def evaluate(self, model: nn.Module, cfg: RunConfig) -> dict[str, float] | None:
         """Metrics on the held-out split (rank 0 only, ``model.eval()``, no grad), or ``None``."""
         return None
@@ -179,25 +186,42 @@ class Task:
 
 
 TaskFactory = Callable[[], Task]
-_REGISTRY: dict[str, TaskFactory | str] = {}
+_REGISTRY: dict[str, TaskFactory] = {}
+_T = TypeVar("_T")
 
 
-def register_task(name: str, factory: TaskFactory | str, *, overwrite: bool = False) -> None:
-    """Make ``plip train NAME`` build a task with ``factory()``.
+def register_task(name: str, factory: TaskFactory | None = None, *, overwrite: bool = False) -> Any:
+    """Make ``plip train NAME`` build a task; use it as a decorator at the definition::
+
+        @register_task("bot")
+        class BoTTask(Task): ...
 
     Args:
         name: the task name on the command line.
-        factory: a :class:`Task` subclass, a callable returning a task, or a lazy
-            ``"package.module:attr"`` reference imported on first use.
+        factory: a :class:`Task` subclass or a callable returning a task; omitted, the call
+            returns the decorator.
         overwrite: replace an existing registration.
+
+    Returns:
+        The decorator (which returns the class unchanged), or ``factory``.
     """
-    if name in _REGISTRY and not overwrite:
-        raise ValueError(f"task '{name}' is already registered")
-    _REGISTRY[name] = factory
+    def add(obj: _T) -> _T:
+        if name in _REGISTRY and _REGISTRY[name] is not obj and not overwrite:
+            raise ValueError(f"task '{name}' is already registered")
+        _REGISTRY[name] = obj  # type: ignore[assignment]
+        return obj
+
+    return add if factory is None else add(factory)  # type: ignore[arg-type]
+
+
+def _load_builtin_tasks() -> None:
+    # The shipped tasks register themselves when their package is imported (timm style).
+    importlib.import_module("plip.training.tasks")
 
 
 def list_tasks() -> list[str]:
     """Registered task names."""
+    _load_builtin_tasks()
     return sorted(_REGISTRY)
 
 
@@ -219,16 +243,14 @@ def get_task(name: str) -> Task:
     Raises:
         ConfigError: unknown name (with the registered names).
     """
+    _load_builtin_tasks()
     factory: Any = _REGISTRY.get(name)
     if factory is None:
-        if ":" in name:
-            factory = name
-        else:
+        if ":" not in name:
             known = ", ".join(list_tasks()) or "none registered"
             raise ConfigError(f"unknown training task '{name}' (known tasks: {known}; "
                               "or give package.module:TaskClass)")
-    if isinstance(factory, str):
-        factory = _import_ref(factory)
+        factory = _import_ref(name)
     task = factory()
     if not isinstance(task, Task):
         raise ConfigError(f"task '{name}' did not produce a plip.training.Task (got {type(task).__name__})")

@@ -1,0 +1,162 @@
+"""What the PLIP tasks (``pretrain``, ``finetune``) share: the encoder config and builder,
+the text-ReID data section, and the model's own tokenizer and preprocessing for the data."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+
+from ...errors import ConfigError
+from ...inference import PLIPModel, create_model
+from ...models import PLIPConfig
+from ..config import DataConfig, ModelConfig, _require
+
+
+# ------------------------------------------------------------------------------ configs
+@dataclass
+class PLIPModelConfig(ModelConfig):
+    """The PLIP encoder to train.
+
+    Attributes:
+        name: architecture for a fresh model: ``rn50``, ``small``, ``tiny`` or a ``config.json`` path
+            (ignored when ``init`` is set).
+        init: start from these weights (registry name, folder or official checkpoint).
+        text_init: a local Hugging Face BERT folder to initialise the text encoder from
+            (e.g. a downloaded ``bert-base-uncased``); never fetched from the network.
+        freeze_text_embeddings: freeze BERT's embeddings (the paper does).
+        freeze_text_layers: freeze BERT layers ``0 .. n-1`` (the paper: 8 of 12).
+        cmpm_variant: ``official`` (the released CMPM code) or ``paper`` (cosine logits).
+        cmpm_temperature: logit temperature of the ``paper`` variant (1.0 = none).
+        image_head: the image embedding head of a fresh model: ``attention`` (the released
+            checkpoint's attention pool) or ``max`` (max-pool + linear, the paper's default);
+            ``null`` keeps the architecture's.
+        text_pooling: the global text embedding of a fresh model: ``pooler`` (BERT's pooler,
+            the released checkpoint) or ``mean`` (mean of the hidden states, the paper's
+            default); ``null`` keeps the architecture's.
+    """
+
+    name: str = "rn50"
+    text_init: str | None = None
+    freeze_text_embeddings: bool = True
+    freeze_text_layers: int = 8
+    cmpm_variant: Literal["official", "paper"] = "official"
+    cmpm_temperature: float = 1.0
+    image_head: Literal["attention", "max"] | None = None
+    text_pooling: Literal["pooler", "mean"] | None = None
+
+    def validate(self, prefix: str) -> None:
+        _require(self.freeze_text_layers >= 0, f"{prefix}freeze_text_layers", "must be >= 0")
+        _require(self.cmpm_temperature > 0, f"{prefix}cmpm_temperature", "must be > 0")
+
+
+@dataclass
+class TextReIDDataConfig(DataConfig):
+    """A text-ReID dataset (``plip.data.textreid`` reader names) for training and evaluation.
+
+    Attributes:
+        dataset / root / split: training split (e.g. ``synth-pedes``, ``cuhk-pedes``).
+        flip_prob: horizontal-flip probability (the paper's only augmentation).
+        max_samples: use only the first N samples (quick runs).
+        eval_dataset / eval_root / eval_split: held-out split for evaluation (defaults: the
+            training dataset and root, split ``test``).
+        eval_batch_size: encoding batch size during evaluation.
+    """
+
+    dataset: str = "synth-pedes"
+    split: str = "train"
+    flip_prob: float = 0.5
+    max_samples: int | None = None
+    eval_dataset: str = ""
+    eval_root: str = ""
+    eval_split: str = "test"
+    eval_batch_size: int = 128
+
+
+# ------------------------------------------------------------------------------ helpers
+def build_plip_model(cfg: PLIPModelConfig, image_size: tuple[int, int]) -> PLIPModel:
+    """A PLIP encoder in float32 on CPU, fresh or from weights, with BERT layers frozen."""
+    if cfg.init:
+        from ...inference import load
+
+        model = load(cfg.init)
+        model.visual.to(memory_format=torch.contiguous_format)
+    else:
+        if cfg.name.endswith(".json") and os.path.isfile(cfg.name):
+            config = PLIPConfig.load(cfg.name)
+        elif cfg.name in ("rn50", "small", "tiny"):
+            config = PLIPConfig.preset(cfg.name, None if cfg.name == "rn50" else image_size)
+        else:
+            raise ConfigError(f"config key 'model.name': {cfg.name!r} is not rn50, small, tiny or a config.json file")
+        if cfg.image_head is not None:
+            config.vision.pool = cfg.image_head
+        if cfg.text_pooling is not None:
+            config.text.pooling = cfg.text_pooling
+        model = create_model(config.validate())
+    for key, wanted, has in (("image_head", cfg.image_head, model.config.vision.pool),
+                             ("text_pooling", cfg.text_pooling, model.config.text.pooling)):
+        if wanted is not None and wanted != has:
+            raise ConfigError(f"config key 'model.{key}' is {wanted!r} but the model of model.init has {has!r}")
+    if tuple(model.config.vision.image_size) != tuple(image_size):
+        raise ConfigError(
+            f"config key 'data.image_size' {list(image_size)} differs from the model's input size "
+            f"{list(model.config.vision.image_size)}"
+        )
+    if cfg.text_init:
+        _load_bert(model, cfg.text_init)
+    bert = model.text.encoder
+    if cfg.freeze_text_embeddings:
+        bert.embeddings.requires_grad_(False)
+    if cfg.freeze_text_layers > len(bert.encoder.layer):
+        raise ConfigError(
+            f"config key 'model.freeze_text_layers' is {cfg.freeze_text_layers} but BERT has "
+            f"{len(bert.encoder.layer)} layers"
+        )
+    for layer in bert.encoder.layer[: cfg.freeze_text_layers]:
+        layer.requires_grad_(False)
+    freeze_unused(model)
+    return model.train()
+
+
+def freeze_unused(model: PLIPModel) -> None:
+    """Freeze the parameters the model's config never uses, so that no optimizer updates them
+    and DDP does not wait for their gradients: BERT's pooler under ``text.pooling: mean``."""
+    pooler = getattr(model.text.encoder, "pooler", None)
+    if model.config.text.pooling != "pooler" and pooler is not None:
+        pooler.requires_grad_(False)
+
+
+def _load_bert(model: PLIPModel, folder: str) -> None:
+    from safetensors.torch import load_file
+
+    from ...hub.state_dict import load_state_dict_strict
+
+    path = os.path.join(folder, "model.safetensors")
+    if not os.path.isfile(path):
+        raise ConfigError(f"config key 'model.text_init': {path} not found (a local BERT folder in safetensors)")
+    state = {k.removeprefix("bert."): v for k, v in load_file(path).items() if not k.startswith("cls.")}
+    state.pop("embeddings.position_ids", None)
+    load_state_dict_strict(model.text.encoder, state, path)
+
+
+def load_text_reid_split(dataset: str, root: str, split: str):
+    from ...data.textreid import load_text_reid
+
+    if not root:
+        raise ConfigError("config key 'data.root' is empty: give the dataset folder")
+    return load_text_reid(dataset, root, split)
+
+
+def evaluate_plip(plip_model: PLIPModel, cfg) -> dict[str, float]:
+    """Text-to-image R@K / mAP / mINP on the held-out split (the ``plip eval`` evaluator)."""
+    from ...evaluation.text_retrieval import evaluate_text_to_image
+
+    data = cfg.data
+    split = load_text_reid_split(data.eval_dataset or data.dataset, data.eval_root or data.root, data.eval_split)
+    result = evaluate_text_to_image(plip_model, split, batch_size=data.eval_batch_size, num_workers=0)
+    t2i = result["t2i"]
+    return {k: float(v) for k, v in t2i.items() if k.startswith("R@") or k in ("mAP", "mINP")}
+
+
