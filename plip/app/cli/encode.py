@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 def register(subparsers) -> None:
-    from .common import add_model_args, add_optimize_arg
+    from .common import add_model_args, add_optimize_arg, add_runtime_arg
 
     parser = subparsers.add_parser(
         "encode", help="embed images (a folder or files) into a gallery file",
@@ -23,6 +23,7 @@ def register(subparsers) -> None:
     parser.add_argument("--skip-bad", action="store_true", help="skip unreadable images (counted at the end)")
     parser.add_argument("--no-progress", action="store_true")
     add_optimize_arg(parser)
+    add_runtime_arg(parser)
     parser.set_defaults(func=run)
 
 
