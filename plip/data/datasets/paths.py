@@ -11,7 +11,6 @@ explicitly allowed it (``allow_outside_root=True``; ``plip eval --allow-outside-
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from ...errors import DataError
 
@@ -70,7 +69,3 @@ class PathGuard:
                 f"resolves to {real}, outside the dataset root {self.root}; {ALLOW_HINT}"
             )
 
-
-def guard_for(root: str | os.PathLike | Path, annotation: str | os.PathLike, allow_outside_root: bool) -> PathGuard:
-    """A :class:`PathGuard` for ``root`` (shorthand used by the readers)."""
-    return PathGuard(root, annotation, allow_outside_root)
