@@ -66,7 +66,7 @@ def test_plip_eval_end_to_end(tiny_folder, cuhk_tiny, tmp_path, capsys):
     assert "R@1" in printed and "mINP" in printed and "t2i" in printed and "i2t" in printed
 
     report = json.loads(out.read_text())
-    assert report["counts"] == {"images": 8, "queries": 16, "identities": 4, "unmatched_queries": 0}
+    assert report["counts"] == {"images": 8, "queries": 16, "identities": 4, "unmatched_queries": 0, "skipped_captions": 0}
     assert (report["model"], report["dataset"], report["split"]) == (str(tiny_folder), "cuhk-pedes", "test")
     assert set(report["versions"]) >= {"plip", "torch", "numpy", "python"}
     assert report["seconds"]["total"] > 0 and "encode_images" in report["seconds"]
@@ -172,3 +172,39 @@ def test_oracle_model_scores_perfectly(cuhk_tiny):
     assert model.training
     assert model.calls[0] == ("images", {"batch_size": 5, "normalize": True, "progress": False, "num_workers": 2})
     assert model.calls[1][0] == "texts" and model.calls[1][1]["batch_size"] == 256
+
+
+def test_plip_eval_reports_skipped_captions_and_denominators(tiny_folder, cuhk_tiny, tmp_path, capsys):
+    """Blank captions are not queries (issue #18 item 6): the run says how many were skipped
+    and what the metrics divide by; the metrics equal those of the split without them."""
+    entries = json.loads((cuhk_tiny / "reid_raw.json").read_text())
+    test = [e for e in entries if e["split"] == "test"]
+    test[0]["captions"][0] = "  "
+    (cuhk_tiny / "reid_raw.json").write_text(json.dumps(entries))
+    out = tmp_path / "m.json"
+    assert main(["eval", "--model", str(tiny_folder), "--dataset", "cuhk-pedes", "--root", str(cuhk_tiny),
+                 "--workers", "0", "--out", str(out), "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert "skipped 1 empty caption(s), not queries (entry 2 caption 0)" in err
+    assert "denominators: R@K over 15 queries, mAP/mINP over 15" in err
+    report = json.loads(out.read_text())
+    assert report["counts"]["queries"] == 15 and report["counts"]["skipped_captions"] == 1
+    t2i, _ = reference(plip.load(tiny_folder), load_text_reid("cuhk-pedes", cuhk_tiny, "test"))
+    assert report["metrics"]["t2i"]["R@5"] == pytest.approx(t2i.as_dict()["R@5"], abs=1e-4)
+
+
+def test_plip_eval_refuses_paths_outside_the_root(tiny_folder, cuhk_tiny, tmp_path, capsys):
+    """Issue #18 item 1: an annotation naming /etc/passwd-like paths outside the root is an
+    error naming file, entry and path, before any model loads; --allow-outside-root accepts it."""
+    entries = json.loads((cuhk_tiny / "reid_raw.json").read_text())
+    outside = tmp_path / "elsewhere.png"
+    (cuhk_tiny / "imgs" / entries[2]["file_path"]).rename(outside)
+    entries[2]["file_path"] = "../../elsewhere.png"
+    (cuhk_tiny / "reid_raw.json").write_text(json.dumps(entries))
+    args = ["eval", "--model", str(tiny_folder), "--dataset", "cuhk-pedes", "--root", str(cuhk_tiny),
+            "--workers", "0", "--no-progress"]
+    assert main(args) != 0
+    err = capsys.readouterr().err
+    assert "reid_raw.json: entry 2, field 'file_path': path '../../elsewhere.png'" in err and "--allow-outside-root" in err
+    assert main(args + ["--allow-outside-root"]) == 0
+    assert "8 images, 16 queries" in capsys.readouterr().out

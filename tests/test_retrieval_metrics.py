@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import plip.evaluation.retrieval_metrics as rm
-from plip.evaluation import ranking_kernel
+from plip.evaluation import ranking, ranking_kernel
 from plip.evaluation.retrieval_metrics import (
     retrieval_metrics,
     retrieval_metrics_from_embeddings,
@@ -197,7 +197,7 @@ def test_matches_per_query_reference(route, discrete, monkeypatch):
     any chunk size agree with the per-query full-sort reference to 1e-6 (R@K, AP, legacy
     AP, INP)."""
     costs = {"numpy-sorting": 0.0, "numpy-counting": 1e12}
-    monkeypatch.setattr(rm, "_CANDIDATE_COST", costs.get(route, rm._CANDIDATE_COST))
+    monkeypatch.setattr(ranking, "_CANDIDATE_COST", costs.get(route, ranking._CANDIDATE_COST))
     if route.startswith("numba"):
         passes = 10**9 if route == "numba-passes" else 0
         monkeypatch.setattr(ranking_kernel, "MAX_HITS_FOR_PASSES", passes)
@@ -298,3 +298,65 @@ def test_empty_and_all_unmatched_inputs():
     assert none.recall[1] == 0.0 and np.isnan(none.mAP) and none.num_unmatched == 3
     no_gallery = retrieval_metrics(np.zeros((2, 0), np.float32), [1, 2], np.zeros(0, int))
     assert no_gallery.recall[10] == 0.0 and no_gallery.num_gallery == 0
+
+
+def _full_sort_ranks(scores, hits, ties):
+    """Per-query reference: sort the whole row with the tie policy as a sort key and read off
+    the 1-based positions of the hits (and which hit holds each position)."""
+    n = len(scores)
+    index = np.arange(n)
+    is_hit = np.isin(index, hits)
+    tie_key = {"pessimistic": is_hit, "optimistic": ~is_hit, "stable": np.zeros(n, dtype=bool)}[ties]
+    order = np.lexsort((index, tie_key, -scores.astype(np.float64)))
+    position = np.empty(n, dtype=np.int64)
+    position[order] = np.arange(1, n + 1)
+    by_rank = sorted(hits, key=lambda h: position[h])
+    return [position[h] for h in by_rank], by_rank
+
+
+@pytest.mark.parametrize("ties", ["pessimistic", "optimistic", "stable"])
+@pytest.mark.parametrize("route", ["numba-passes", "numba-sorting", "numpy-sorting", "numpy-counting", "torch"])
+def test_ranking_core_tie_policies_match_full_sort(ties, route, monkeypatch):
+    """The one ranking core (plip.evaluation.ranking.hit_ranks), every backend and route, each
+    tie policy: ranks and the hit at each rank equal those of a per-query full sort with the
+    policy as sort key, on scores with many exact ties (and -0.0 / 0.0, +-inf)."""
+    from plip.evaluation.ranking import Positives, hit_ranks
+
+    costs = {"numpy-sorting": 0.0, "numpy-counting": 1e12}
+    monkeypatch.setattr(ranking, "_CANDIDATE_COST", costs.get(route, ranking._CANDIDATE_COST))
+    if route.startswith("numba"):
+        monkeypatch.setattr(ranking_kernel, "MAX_HITS_FOR_PASSES", 10**9 if route == "numba-passes" else 0)
+    backend = route.split("-")[0]
+    rng = np.random.default_rng(11)
+    for trial in range(8):
+        n_q, n_g = int(rng.integers(1, 9)), int(rng.integers(1, 60))
+        scores = np.round(rng.normal(size=(n_q, n_g)) * 2).astype(np.float32)
+        scores[scores == 0] = np.where(rng.random((scores == 0).sum()) < 0.5, -0.0, 0.0)
+        if trial % 3 == 0:
+            scores[rng.random(scores.shape) < 0.05] = np.inf
+            scores[rng.random(scores.shape) < 0.05] = -np.inf
+        q_ids, g_ids = rng.integers(0, 4, n_q), rng.integers(0, 4, n_g)
+        positives = Positives(q_ids, g_ids)
+        pos_idx, valid = positives.block(slice(0, n_q))
+        block = torch.from_numpy(scores) if backend == "torch" else scores
+        ranks, cols = hit_ranks(block, pos_idx, valid, ties=ties, backend=backend, return_columns=True)
+        for r in range(n_q):
+            hits = np.flatnonzero(g_ids == q_ids[r])
+            expected_ranks, expected_cols = _full_sort_ranks(scores[r], hits, ties)
+            p = len(hits)
+            assert list(ranks[r, :p]) == expected_ranks, (trial, r)
+            assert list(cols[r, :p]) == expected_cols, (trial, r)
+
+
+def test_tie_policy_changes_metrics_as_documented():
+    """Constant scores: pessimistic puts every hit last, optimistic first (R@1 = 100),
+    stable in gallery order; the default is pessimistic."""
+    sim = np.zeros((2, 4), dtype=np.float32)
+    q, g = np.array([1, 2]), np.array([0, 1, 0, 2])
+    assert retrieval_metrics(sim, q, g).recall[1] == 0.0
+    assert retrieval_metrics(sim, q, g, ties="pessimistic").recall == retrieval_metrics(sim, q, g).recall
+    assert retrieval_metrics(sim, q, g, ties="optimistic").recall[1] == 100.0
+    stable = retrieval_metrics(sim, q, g, ties="stable", per_query=True)
+    assert list(stable.first_hit_rank) == [2, 4]
+    with pytest.raises(ValueError, match="ties must be one of"):
+        retrieval_metrics(sim, q, g, ties="random")

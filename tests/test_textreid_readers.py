@@ -225,3 +225,25 @@ def test_split_file_as_root_and_registry(cuhk_root):
     assert set(DATASETS) == {"cuhk-pedes", "icfg-pedes", "rstpreid", "synth-pedes", "generic"}
     assert dataset_info("ICFG-PEDES").annotation == "ICFG_PEDES.json"
     assert isinstance(data.gallery().person_ids, np.ndarray)
+
+
+def test_blank_captions_are_counted_skips_not_queries(cuhk_root):
+    """Issue #18 item 6: empty / whitespace-only captions are listed and left out of the
+    queries; their image stays in the gallery. Oracle: the queries of the file minus the
+    blank captions, in file order."""
+    entries = json.loads((cuhk_root / "reid_raw.json").read_text())
+    test = [i for i, e in enumerate(entries) if e["split"] == "test"]
+    entries[test[0]]["captions"][1] = "   \t"
+    entries[test[2]]["captions"] = ["", "\n"]  # an image with no caption left
+    (cuhk_root / "reid_raw.json").write_text(json.dumps(entries))
+    split = load_text_reid("cuhk-pedes", cuhk_root, "test")
+    assert split.num_skipped_captions == 3
+    assert [(c.entry, c.caption, c.text) for c in split.skipped_captions] == [
+        (test[0], 1, "   \t"), (test[2], 0, ""), (test[2], 1, "\n")
+    ]
+    assert split.skipped_captions[1].image_path.endswith(entries[test[2]]["file_path"])
+    expected = [c for i in test for c in entries[i]["captions"] if c.strip()]
+    assert split.queries().captions == expected and len(expected) == 5
+    assert split.num_images == 4  # the caption-less image is still a gallery item
+    assert split.summary()["skipped_captions"] == 3
+    assert load_text_reid("cuhk-pedes", cuhk_root, "train").num_skipped_captions == 0

@@ -20,6 +20,11 @@ Every reader returns an :class:`AttributeDataset` holding the evaluated attribut
 (PA-100K 26, PETA 35, RAPv1 51, RAPv2 54; names in
 :mod:`plip.data.attribute_names`), labels in {0, 1} and the split indices. As
 Rethinking-of-PAR does, a label 2 (RAP's "uncertain") is read as 0.
+
+Every image name must resolve (symlinks included) inside the dataset root (for a pickle,
+inside its image folder); otherwise :class:`~plip.errors.DataError` names the annotation
+file, the image index and the path (``allow_outside_root=True`` permits it). The readers
+register themselves in :mod:`plip.data.datasets` (task ``attributes``).
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import DataError
+from .datasets.paths import PathGuard
+from .datasets.registry import ATTRIBUTES, find_dataset, register_dataset, specs
 from .safe_pickle import load_data_pickle
 
 __all__ = [
@@ -238,10 +245,23 @@ def _check_names(names: list[str], expected_count: int, what: str, path: Path) -
         )
 
 
+def _checked(dataset: AttributeDataset, root: Path, annotation: Path, allow_outside_root: bool) -> AttributeDataset:
+    """``dataset`` after checking that every image path resolves inside ``root``."""
+    guard = PathGuard(root, annotation, allow_outside_root)
+    if not guard.allow_outside_root:
+        for i, name in enumerate(dataset.image_names):
+            guard.check(dataset.image_root / name, f"image {i}", shown=name)
+    return dataset
+
+
 # --------------------------------------------------------------------------- .mat readers
 
 
-def read_pa100k(root: str | Path, *, annotation: str | Path | None = None) -> AttributeDataset:
+@register_dataset("pa100k", task=ATTRIBUTES, aliases=("pa-100k",), title="PA-100K",
+                  description="Liu et al., ICCV 2017: 100,000 images, 26 attributes.")
+def read_pa100k(
+    root: str | Path, *, annotation: str | Path | None = None, allow_outside_root: bool = False
+) -> AttributeDataset:
     """Read PA-100K: ``root/annotation.mat`` (variables ``train_images_name``,
     ``val_images_name``, ``test_images_name``, ``train_label``, ``val_label``,
     ``test_label``, ``attributes``) and images in ``root/data``.
@@ -275,17 +295,19 @@ def read_pa100k(root: str | Path, *, annotation: str | Path | None = None) -> At
             f"{path}: labels have {label_matrix.shape[1]} columns but attributes has "
             f"{len(attribute_names)} names"
         )
-    return AttributeDataset(
-        "pa100k", root / "data", names, label_matrix, attribute_names, partitions
-    )
+    dataset = AttributeDataset("pa100k", root / "data", names, label_matrix, attribute_names, partitions)
+    return _checked(dataset, root, path, allow_outside_root)
 
 
 _PETA_META_COLUMNS = 4  # image index, global person id, source dataset, person id in source
 _PETA_EVALUATED = 35
 
 
+@register_dataset("peta", task=ATTRIBUTES, title="PETA",
+                  description="Deng et al., ACM MM 2014: 19,000 images, 35 evaluated attributes.")
 def read_peta(
-    root: str | Path, *, partition: int = 0, annotation: str | Path | None = None
+    root: str | Path, *, partition: int = 0, annotation: str | Path | None = None,
+    allow_outside_root: bool = False,
 ) -> AttributeDataset:
     """Read PETA: ``root/PETA.mat`` (struct ``peta`` with the (19000, 4 + 105) ``data``
     matrix, the 105 ``attribute`` names and 5 random ``partition`` entries of 1-based
@@ -313,9 +335,8 @@ def read_peta(
     }  # fmt: skip
     partitions["trainval"] = np.concatenate([partitions["train"], partitions["val"]])
     image_names = [f"{i + 1:05d}.png" for i in range(num_images)]
-    return AttributeDataset(
-        "peta", root / "images", image_names, labels, all_names[:_PETA_EVALUATED], partitions
-    )
+    dataset = AttributeDataset("peta", root / "images", image_names, labels, all_names[:_PETA_EVALUATED], partitions)
+    return _checked(dataset, root, path, allow_outside_root)
 
 
 _RAPV1_EVALUATED = 51
@@ -328,8 +349,11 @@ def _rap_annotation(root: str | Path, annotation: str | Path | None) -> tuple[Pa
     return root, path, _record(_key(_loadmat(path), "RAP_annotation", path), "RAP_annotation", path)
 
 
+@register_dataset("rapv1", task=ATTRIBUTES, aliases=("rap", "rap1"), title="RAPv1",
+                  description="Li et al., 2016: 41,585 images, 51 evaluated attributes.")
 def read_rapv1(
-    root: str | Path, *, partition: int = 0, annotation: str | Path | None = None
+    root: str | Path, *, partition: int = 0, annotation: str | Path | None = None,
+    allow_outside_root: bool = False,
 ) -> AttributeDataset:
     """Read RAPv1: ``root/RAP_annotation/RAP_annotation.mat`` (struct ``RAP_annotation``
     with fields ``partion``, ``label`` (41585 x 92), ``attribute_chinese``,
@@ -359,14 +383,18 @@ def read_rapv1(
                        len(image_names), f"RAP partition {partition} {name}", path)
         for i, name in enumerate(("trainval", "test"))
     }  # fmt: skip
-    return AttributeDataset(
+    dataset = AttributeDataset(
         "rapv1", root / "RAP_dataset", image_names, labels[:, :_RAPV1_EVALUATED],
         all_names[:_RAPV1_EVALUATED], partitions,
     )  # fmt: skip
+    return _checked(dataset, root, path, allow_outside_root)
 
 
+@register_dataset("rapv2", task=ATTRIBUTES, aliases=("rap2",), title="RAPv2",
+                  description="Li et al., TIP 2019: 84,928 images, 54 evaluated attributes.")
 def read_rapv2(
-    root: str | Path, *, partition: int = 0, annotation: str | Path | None = None
+    root: str | Path, *, partition: int = 0, annotation: str | Path | None = None,
+    allow_outside_root: bool = False,
 ) -> AttributeDataset:
     """Read RAPv2: ``root/RAP_annotation/RAP_annotation.mat`` (struct ``RAP_annotation``
     with fields ``name``, ``data`` (84928 x 152), ``attribute``, ``selected_attribute``
@@ -395,10 +423,11 @@ def read_rapv2(
         for i, name in enumerate(("train", "val", "test"))
     }  # fmt: skip
     partitions["trainval"] = np.concatenate([partitions["train"], partitions["val"]])
-    return AttributeDataset(
+    dataset = AttributeDataset(
         "rapv2", root / "RAP_dataset", image_names, labels[:, selected],
         [all_names[i] for i in selected], partitions,
     )  # fmt: skip
+    return _checked(dataset, root, path, allow_outside_root)
 
 
 # --------------------------------------------------------------------------- pickles
@@ -431,6 +460,7 @@ def read_partition_pickle(
     image_root: str | Path | None = None,
     partition: int = 0,
     labels: str = "eval",
+    allow_outside_root: bool = False,
 ) -> AttributeDataset:
     """Read a Rethinking-of-PAR partition pickle (``dataset_all.pkl`` and the like).
 
@@ -445,6 +475,7 @@ def read_partition_pickle(
         partition: which of several random splits to use (as Rethinking-of-PAR: 0).
         labels: ``"eval"`` keeps the ``label_idx.eval`` columns (all columns if the file
             has no ``label_idx``, as in the zero-shot splits); ``"all"`` keeps every column.
+        allow_outside_root: accept image names resolving outside the image folder.
     """
     path = Path(path).expanduser()
     data = load_data_pickle(path)
@@ -480,27 +511,23 @@ def read_partition_pickle(
             value = _pick_partition(value, partition, path)
         partitions[str(split)] = _as_index_array(value, f"partition.{split}", path)
     description = str(data.get("description", path.stem))
-    return AttributeDataset(
-        _DESCRIPTION_NAMES.get(description, description),
-        _resolve_image_root(data.get("root"), path, image_root),
+    folder = _resolve_image_root(data.get("root"), path, image_root)
+    dataset = AttributeDataset(
+        _DESCRIPTION_NAMES.get(description, description), folder,
         image_names, label_matrix[:, columns], [attr_names[i] for i in columns], partitions,
     )  # fmt: skip
+    return _checked(dataset, folder, path, allow_outside_root)
 
 
-ATTRIBUTE_DATASETS = {
-    "pa100k": read_pa100k,
-    "peta": read_peta,
-    "rapv1": read_rapv1,
-    "rapv2": read_rapv2,
-}
+# name -> reader, in registration order (kept for callers of the old table)
+ATTRIBUTE_DATASETS = {spec.name: spec.load for spec in specs(ATTRIBUTES, load_all=False)}
 
 
 def attribute_dataset_key(name: str) -> str | None:
-    """The :data:`ATTRIBUTE_DATASETS` key that ``name`` means (case, dashes, underscores and
-    ``rap`` / ``rap2`` allowed), or ``None``."""
-    key = name.lower().replace("-", "").replace("_", "")
-    key = {"rap": "rapv1", "rap1": "rapv1", "rap2": "rapv2"}.get(key, key)
-    return key if key in ATTRIBUTE_DATASETS else None
+    """The :data:`ATTRIBUTE_DATASETS` key that ``name`` means (any spelling
+    :func:`~plip.data.datasets.normalize_name` accepts, or ``rap`` / ``rap2``), or ``None``."""
+    spec = find_dataset(name, ATTRIBUTES)
+    return spec.name if spec is not None else None
 
 
 def read_attribute_dataset(name: str, root: str | Path, **kwargs: Any) -> AttributeDataset:

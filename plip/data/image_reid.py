@@ -19,6 +19,11 @@ Standard protocol, as torchreid and fast-reid apply it:
   third ``_``-separated field of the file name, 1-based
   (``0000_000_01_0303morning_0008_0.jpg`` is camera index 0), as torchreid reads it.
 
+Every image, whether found in a folder or named by a list file, must resolve (symlinks
+included) inside the dataset folder; otherwise :class:`~plip.errors.DataError` names the
+list file or folder, the entry and the path (``allow_outside_root=True`` permits it). The
+readers register themselves in :mod:`plip.data.datasets` (task ``image_reid``).
+
 What was left out is counted in :attr:`ImageReIDSplit.excluded`, never dropped silently.
 A file name that does not follow the dataset's pattern raises :class:`~plip.errors.DataError`
 naming the file.
@@ -29,9 +34,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from ..errors import DataError
+from .datasets.paths import PathGuard
+from .datasets.registry import IMAGE_REID, find_dataset, register_dataset, specs
 
 __all__ = [
     "ReIDImage",
@@ -164,11 +171,14 @@ def _parse_name(path: Path, fmt: _FolderFormat) -> tuple[int, int]:
 
 
 def _read_folder(
-    folder: Path, fmt: _FolderFormat, keep_distractors: bool, excluded: dict[str, int], split: str
+    folder: Path, fmt: _FolderFormat, keep_distractors: bool, excluded: dict[str, int], split: str,
+    guard: PathGuard,
 ) -> list[ReIDImage]:
     items = []
+    guard.check(folder, f"folder {folder.name}/")
     # Only .jpg files are images; the Market-1501 release also ships Thumbs.db files.
     for path in sorted(folder.glob("*.jpg")):
+        guard.check(path, f"image {folder.name}/{path.name}")
         pid, cam = _parse_name(path, fmt)
         if pid == JUNK_PID:
             excluded[f"{split}_junk"] = excluded.get(f"{split}_junk", 0) + 1
@@ -182,29 +192,35 @@ def _read_folder(
     return items
 
 
-def _read_folder_dataset(root: str | Path, fmt: _FolderFormat) -> ImageReIDSplit:
+def _read_folder_dataset(root: str | Path, fmt: _FolderFormat, allow_outside_root: bool) -> ImageReIDSplit:
     base = _find_folder_root(Path(root), fmt)
+    guard = PathGuard(base, base, allow_outside_root)
     excluded: dict[str, int] = {}
-    train = _read_folder(base / "bounding_box_train", fmt, False, excluded, "train")
-    query = _read_folder(base / "query", fmt, False, excluded, "query")
-    gallery = _read_folder(base / "bounding_box_test", fmt, True, excluded, "gallery")
+    train = _read_folder(base / "bounding_box_train", fmt, False, excluded, "train", guard)
+    query = _read_folder(base / "query", fmt, False, excluded, "query", guard)
+    gallery = _read_folder(base / "bounding_box_test", fmt, True, excluded, "gallery", guard)
     return ImageReIDSplit(train, query, gallery, relabel_map(train), excluded, fmt.name)
 
 
-def read_market1501(root: str | Path) -> ImageReIDSplit:
+@register_dataset("market1501", task=IMAGE_REID, aliases=("market",), title="Market-1501",
+                  description="Zheng et al., ICCV 2015: 1,501 identities, 32,668 images, 6 cameras.")
+def read_market1501(root: str | Path, *, allow_outside_root: bool = False) -> ImageReIDSplit:
     """Read Market-1501 from ``root`` (holding ``bounding_box_train``, ``query`` and
     ``bounding_box_test``, directly or under ``Market-1501-v15.09.15/``).
 
     Junk images (person ``-1``) are excluded everywhere; distractors (person ``0000``)
-    are kept in the gallery and excluded from train and query.
+    are kept in the gallery and excluded from train and query. ``allow_outside_root``
+    accepts images (symlinks) resolving outside ``root``.
     """
-    return _read_folder_dataset(root, _MARKET)
+    return _read_folder_dataset(root, _MARKET, allow_outside_root)
 
 
-def read_dukemtmc(root: str | Path) -> ImageReIDSplit:
+@register_dataset("dukemtmc", task=IMAGE_REID, aliases=("duke", "dukemtmc-reid"), title="DukeMTMC-reID",
+                  description="Zheng et al., ICCV 2017: 1,812 identities, 36,411 images, 8 cameras.")
+def read_dukemtmc(root: str | Path, *, allow_outside_root: bool = False) -> ImageReIDSplit:
     """Read DukeMTMC-reID from ``root`` (the same three folders, directly or under
     ``DukeMTMC-reID/``). Names look like ``0001_c2_f0046182.jpg``; 8 cameras."""
-    return _read_folder_dataset(root, _DUKE)
+    return _read_folder_dataset(root, _DUKE, allow_outside_root)
 
 
 # --------------------------------------------------------------------------- MSMT17
@@ -237,9 +253,10 @@ def _find_msmt_root(root: Path) -> tuple[Path, Path, Path]:
     )
 
 
-def _read_msmt_list(list_path: Path, image_dir: Path) -> list[ReIDImage]:
+def _read_msmt_list(list_path: Path, image_dir: Path, guard: PathGuard) -> list[ReIDImage]:
     if not list_path.is_file():
         raise DataError(f"{list_path}: MSMT17 list file not found")
+    guard = PathGuard(guard.root, list_path, guard.allow_outside_root)  # errors name this list
     items = []
     with open(list_path, encoding="utf-8") as handle:
         for line_no, line in enumerate(handle, start=1):
@@ -266,55 +283,51 @@ def _read_msmt_list(list_path: Path, image_dir: Path) -> list[ReIDImage]:
             cam = int(parts[2])
             if not 1 <= cam <= _MSMT_CAMERAS:
                 raise DataError(f"{where}: camera {cam} is outside 1..{_MSMT_CAMERAS} for MSMT17")
+            guard.check(image_dir / rel_path, f"line {line_no}", shown=rel_path)
             items.append(ReIDImage(image_dir / rel_path, pid, cam - 1))
     if not items:
         raise DataError(f"{list_path}: no images listed")
     return items
 
 
-def read_msmt17(root: str | Path, *, include_val: bool = False) -> ImageReIDSplit:
+@register_dataset("msmt17", task=IMAGE_REID, aliases=("msmt",), title="MSMT17",
+                  description="Wei et al., CVPR 2018: 4,101 identities, 126,441 images, 15 cameras.")
+def read_msmt17(root: str | Path, *, include_val: bool = False, allow_outside_root: bool = False) -> ImageReIDSplit:
     """Read MSMT17 (V1 or V2) from ``root`` (holding the ``list_*.txt`` files, directly or
     under ``MSMT17_V1/`` / ``MSMT17_V2/``).
 
     Args:
         include_val: add ``list_val.txt`` to training. Off by default: published
             results train on ``list_train.txt`` alone (torchreid's note).
+        allow_outside_root: accept listed paths resolving outside the dataset folder.
     """
     base, train_dir, test_dir = _find_msmt_root(Path(root))
-    train = _read_msmt_list(base / "list_train.txt", train_dir)
+    guard = PathGuard(base, base / "list_train.txt", allow_outside_root)
+    train = _read_msmt_list(base / "list_train.txt", train_dir, guard)
     if include_val:
-        train = train + _read_msmt_list(base / "list_val.txt", train_dir)
-    query = _read_msmt_list(base / "list_query.txt", test_dir)
-    gallery = _read_msmt_list(base / "list_gallery.txt", test_dir)
+        train = train + _read_msmt_list(base / "list_val.txt", train_dir, guard)
+    query = _read_msmt_list(base / "list_query.txt", test_dir, guard)
+    gallery = _read_msmt_list(base / "list_gallery.txt", test_dir, guard)
     return ImageReIDSplit(train, query, gallery, relabel_map(train), {}, "msmt17")
 
 
-IMAGE_REID_DATASETS = {
-    "market1501": read_market1501,
-    "dukemtmc": read_dukemtmc,
-    "msmt17": read_msmt17,
-}
+# name -> reader, in registration order (kept for callers of the old table)
+IMAGE_REID_DATASETS = {spec.name: spec.load for spec in specs(IMAGE_REID, load_all=False)}
 
 
 def image_reid_key(name: str) -> str | None:
-    """The :data:`IMAGE_REID_DATASETS` key that ``name`` means (case, dashes, underscores and
-    short aliases such as ``market`` allowed), or ``None``."""
-    key = name.lower().replace("-", "").replace("_", "")
-    aliases = {
-        "market": "market1501",
-        "duke": "dukemtmc",
-        "dukemtmcreid": "dukemtmc",
-        "msmt": "msmt17",
-    }
-    key = aliases.get(key, key)
-    return key if key in IMAGE_REID_DATASETS else None
+    """The :data:`IMAGE_REID_DATASETS` key that ``name`` means (any spelling
+    :func:`~plip.data.datasets.normalize_name` accepts, or an alias such as ``market``), or ``None``."""
+    spec = find_dataset(name, IMAGE_REID)
+    return spec.name if spec is not None else None
 
 
-def read_image_reid(name: str, root: str | Path) -> ImageReIDSplit:
-    """Read the image ReID dataset ``name`` (one of :data:`IMAGE_REID_DATASETS`)."""
+def read_image_reid(name: str, root: str | Path, **options: Any) -> ImageReIDSplit:
+    """Read the image ReID dataset ``name`` (one of :data:`IMAGE_REID_DATASETS`); ``options``
+    go to its reader (``allow_outside_root``, ``include_val`` for MSMT17)."""
     key = image_reid_key(name)
     if key is None:
         raise DataError(
             f"unknown image ReID dataset {name!r}; choose one of {', '.join(IMAGE_REID_DATASETS)}"
         )
-    return IMAGE_REID_DATASETS[key](root)
+    return IMAGE_REID_DATASETS[key](root, **options)

@@ -22,6 +22,18 @@ identities from 1 (``id`` 1 … 13003 and 1 … 4102), RSTPReid uses its own num
 SYNTH-PEDES ids are as released; evaluation only compares ids for equality. Training code
 that needs 0-based class indices uses :meth:`TextReIDSplit.label_map`.
 
+Registration: each reader is registered where it is defined (:func:`_text_dataset`, which
+records its :class:`DatasetInfo` in :data:`DATASETS` and registers it in
+:mod:`plip.data.datasets` under the ``text_retrieval`` task); adding a dataset is one
+decorated reader in this file.
+
+Paths: every image path an annotation names must resolve (symlinks included) inside the
+dataset root, the annotation file's folder; otherwise :class:`~plip.errors.DataError` names
+the file, the entry and the path (``allow_outside_root=True`` permits it).
+
+Captions: an empty or whitespace-only caption is not a query. It is skipped, counted and
+listed in :attr:`TextReIDSplit.skipped_captions` (its image stays in the gallery).
+
 Validation: a malformed entry of the requested split raises :class:`~plip.errors.DataError`
 naming the file, the entry index and the field; entries of other splits are only checked
 for their ``split`` field. Missing images are reported by :meth:`TextReIDSplit.check_files`
@@ -40,9 +52,12 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..errors import DataError
+from .datasets.paths import PathGuard
+from .datasets.registry import TEXT_RETRIEVAL, find_dataset, register_dataset
 
 __all__ = [
     "PersonSample",
+    "SkippedCaption",
     "TextReIDSplit",
     "Gallery",
     "Queries",
@@ -60,6 +75,17 @@ class PersonSample:
     image_path: str  # absolute
     person_id: int
     captions: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class SkippedCaption:
+    """A caption that is not a query (empty or whitespace-only), and where it was."""
+
+    entry: int  # index of the annotation entry (for merged generic rows: the image's first row)
+    caption: int  # index among that sample's captions, as the file lists them
+    image_path: str
+    text: str
+    reason: str = "empty"
 
 
 @dataclass(frozen=True)
@@ -94,6 +120,12 @@ class TextReIDSplit:
     root: str
     annotation_file: str
     samples: list[PersonSample] = field(repr=False)
+    skipped_captions: tuple[SkippedCaption, ...] = field(default=(), repr=False)
+
+    @property
+    def num_skipped_captions(self) -> int:
+        """Captions of this split left out of the queries (see :attr:`skipped_captions`)."""
+        return len(self.skipped_captions)
 
     @property
     def num_images(self) -> int:
@@ -166,6 +198,7 @@ class TextReIDSplit:
             "images": self.num_images,
             "captions": self.num_captions,
             "identities": self.num_identities,
+            "skipped_captions": self.num_skipped_captions,
         }
 
 
@@ -223,6 +256,11 @@ class _Entry:
             raise self._fail(name, f"expected a non-empty image path, got {value!r}")
         return value
 
+    def image(self, guard: PathGuard, base: Path, *names: str) -> str:
+        """The absolute image path of field ``names`` under ``base``, checked to stay in the root."""
+        name, _ = self.get(*names)
+        return guard.join(base, self.path_str(*names), f"entry {self.index}, field {name!r}")
+
     def text(self, *names: str) -> str:
         name, value = self.get(*names)
         if not isinstance(value, str):
@@ -267,21 +305,68 @@ def _check_duplicates(samples: list[PersonSample], entry_index: list[int], path:
             )
 
 
-def _join(base: Path, relative: str) -> str:
-    return os.path.abspath(os.path.join(base, relative))
+def _drop_blank_captions(samples: list[PersonSample], entry_index: list[int]) -> tuple[list[PersonSample], tuple[SkippedCaption, ...]]:
+    """Samples without their empty / whitespace-only captions, and the list of those."""
+    skipped: list[SkippedCaption] = []
+    kept: list[PersonSample] = []
+    for sample, entry in zip(samples, entry_index):
+        blank = [i for i, caption in enumerate(sample.captions) if not caption.strip()]
+        if not blank:
+            kept.append(sample)
+            continue
+        skipped.extend(SkippedCaption(entry, i, sample.image_path, sample.captions[i]) for i in blank)
+        captions = tuple(c for i, c in enumerate(sample.captions) if i not in set(blank))
+        kept.append(PersonSample(sample.image_path, sample.person_id, captions))
+    return kept, tuple(skipped)
+
+
+# --------------------------------------------------------------------------- registry
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """How a dataset is laid out on disk and read."""
+
+    name: str
+    title: str
+    annotation: str | None  # file name inside ROOT (None: generic, given by the user)
+    image_dir: str  # image folder relative to the annotation file's folder
+    splits: tuple[str, ...]
+    reader: Callable[..., _Read]
+    description: str
+
+
+DATASETS: dict[str, DatasetInfo] = {}
+
+
+def _text_dataset(
+    name: str, title: str, annotation: str | None, image_dir: str, splits: tuple[str, ...],
+    description: str, aliases: tuple[str, ...] = (),
+) -> Callable[[Callable[..., _Read]], Callable[..., _Read]]:
+    """Register a reader ``(annotation_path, image_root, split, guard, **options) -> _Read``."""
+
+    def load(root: str | os.PathLike, split: str = "test", **options: Any) -> TextReIDSplit:
+        return load_text_reid(name, root, split, **options)
+
+    def decorate(reader: Callable[..., _Read]) -> Callable[..., _Read]:
+        DATASETS[name] = DatasetInfo(name, title, annotation, image_dir, splits, reader, description)
+        register_dataset(name, task=TEXT_RETRIEVAL, aliases=aliases, title=title, description=description, load=load)(reader)
+        return reader
+
+    return decorate
 
 
 # --------------------------------------------------------------------------- readers
 
 
-def _read_pedes(path: Path, image_root: Path, split: str, splits: Sequence[str], image_field: str) -> _Read:
+def _read_pedes(path: Path, image_root: Path, split: str, splits: Sequence[str], image_field: str, guard: PathGuard) -> _Read:
     """CUHK-PEDES / ICFG-PEDES / RSTPReid: a list of entries with split, id, path, captions."""
     samples, index = [], []
     for i, raw in _select_split(_entries(_load_json(path), path), path, split, splits):
         entry = _Entry(raw, i, path)
         samples.append(
             PersonSample(
-                image_path=_join(image_root, entry.path_str(image_field)),
+                image_path=entry.image(guard, image_root, image_field),
                 person_id=entry.person_id("id"),
                 captions=entry.captions("captions"),
             )
@@ -290,20 +375,28 @@ def _read_pedes(path: Path, image_root: Path, split: str, splits: Sequence[str],
     return samples, index, split
 
 
-def _read_cuhk(path: Path, image_root: Path, split: str) -> _Read:
-    return _read_pedes(path, image_root, split, ("train", "val", "test"), "file_path")
+@_text_dataset("cuhk-pedes", "CUHK-PEDES", "reid_raw.json", "imgs", ("train", "val", "test"),
+               "Li et al., CVPR 2017: 13,003 identities, 40,206 images, 80,440 captions.", aliases=("cuhk",))
+def _read_cuhk(path: Path, image_root: Path, split: str, guard: PathGuard) -> _Read:
+    return _read_pedes(path, image_root, split, ("train", "val", "test"), "file_path", guard)
 
 
-def _read_icfg(path: Path, image_root: Path, split: str) -> _Read:
-    return _read_pedes(path, image_root, split, ("train", "test"), "file_path")
+@_text_dataset("icfg-pedes", "ICFG-PEDES", "ICFG_PEDES.json", "imgs", ("train", "test"),
+               "Ding et al., 2021: 4,102 identities, 54,522 images, one caption each.", aliases=("icfg",))
+def _read_icfg(path: Path, image_root: Path, split: str, guard: PathGuard) -> _Read:
+    return _read_pedes(path, image_root, split, ("train", "test"), "file_path", guard)
 
 
-def _read_rstp(path: Path, image_root: Path, split: str) -> _Read:
-    return _read_pedes(path, image_root, split, ("train", "val", "test"), "img_path")
+@_text_dataset("rstpreid", "RSTPReid", "data_captions.json", "imgs", ("train", "val", "test"),
+               "Zhu et al., ACM MM 2021: 4,101 identities, 20,505 images, 2 captions each.", aliases=("rstp",))
+def _read_rstp(path: Path, image_root: Path, split: str, guard: PathGuard) -> _Read:
+    return _read_pedes(path, image_root, split, ("train", "val", "test"), "img_path", guard)
 
 
+@_text_dataset("synth-pedes", "SYNTH-PEDES", "synthpedes_dataset.json", ".", ("train",),
+               "Zuo et al., NeurIPS 2024: 312,321 identities, 4.8M images, 12.1M captions.", aliases=("synth",))
 def _read_synth(
-    path: Path, image_root: Path, split: str, caption_fields: Sequence[str] = ("captions",)
+    path: Path, image_root: Path, split: str, guard: PathGuard, caption_fields: Sequence[str] = ("captions",)
 ) -> _Read:
     """SYNTH-PEDES: the release has no split field (all entries are training data);
     ``file_path`` starts with ``PartN/``. Files that give every entry a ``split`` (such as
@@ -328,7 +421,7 @@ def _read_synth(
         captions: tuple[str, ...] = ()
         for name in caption_fields:
             captions += entry.captions(name, allow_single=name == "prompt_caption")
-        samples.append(PersonSample(_join(image_root, entry.path_str("file_path")), entry.person_id("id"), captions))
+        samples.append(PersonSample(entry.image(guard, image_root, "file_path"), entry.person_id("id"), captions))
         index.append(i)
     return samples, index, split if has_splits else "train"
 
@@ -358,10 +451,13 @@ def _generic_rows(path: Path) -> list:
     raise DataError(f"{path}: generic annotations must be .json, .jsonl, .csv or .tsv")
 
 
-def _read_generic(path: Path, image_root: Path, split: str) -> _Read:
+@_text_dataset("generic", "generic", None, ".", (),
+               "Your own data: a JSON/JSONL/CSV of image path, person id, caption(s) [, split].")
+def _read_generic(path: Path, image_root: Path, split: str, guard: PathGuard) -> _Read:
     """Users' own data: rows of (image path, person id, caption or captions[, split]).
 
-    Image paths are relative to the annotation file's folder (or absolute). Rows naming
+    Image paths are relative to the annotation file's folder (absolute ones must lie inside
+    it too, unless ``allow_outside_root=True``). Rows naming
     the same image are merged, their captions concatenated in file order. Without a
     ``split`` column the whole file is one split and ``split`` is ignored.
     """
@@ -371,7 +467,7 @@ def _read_generic(path: Path, image_root: Path, split: str) -> _Read:
     merged: dict[str, tuple[int, int, list[str]]] = {}
     for i, raw in selected:
         entry = _Entry(raw, i, path)
-        image = _join(image_root, entry.path_str(*_GENERIC_IMAGE))
+        image = entry.image(guard, image_root, *_GENERIC_IMAGE)
         pid = entry.person_id(*_GENERIC_ID)
         if "captions" in raw:
             captions = list(entry.captions("captions", allow_single=True))
@@ -390,52 +486,13 @@ def _read_generic(path: Path, image_root: Path, split: str) -> _Read:
     return samples, [first for first, _, _ in merged.values()], split if has_split else "all"
 
 
-# --------------------------------------------------------------------------- registry
-
-
-@dataclass(frozen=True)
-class DatasetInfo:
-    """How a dataset is laid out on disk and read."""
-
-    name: str
-    title: str
-    annotation: str | None  # file name inside ROOT (None: generic, given by the user)
-    image_dir: str  # image folder relative to the annotation file's folder
-    splits: tuple[str, ...]
-    reader: Callable[..., _Read]
-    description: str
-
-
-DATASETS: dict[str, DatasetInfo] = {
-    info.name: info
-    for info in (
-        DatasetInfo("cuhk-pedes", "CUHK-PEDES", "reid_raw.json", "imgs", ("train", "val", "test"), _read_cuhk,
-                    "Li et al., CVPR 2017: 13,003 identities, 40,206 images, 80,440 captions."),
-        DatasetInfo("icfg-pedes", "ICFG-PEDES", "ICFG_PEDES.json", "imgs", ("train", "test"), _read_icfg,
-                    "Ding et al., 2021: 4,102 identities, 54,522 images, one caption each."),
-        DatasetInfo("rstpreid", "RSTPReid", "data_captions.json", "imgs", ("train", "val", "test"), _read_rstp,
-                    "Zhu et al., ACM MM 2021: 4,101 identities, 20,505 images, 2 captions each."),
-        DatasetInfo("synth-pedes", "SYNTH-PEDES", "synthpedes_dataset.json", ".", ("train",), _read_synth,
-                    "Zuo et al., NeurIPS 2024: 312,321 identities, 4.8M images, 12.1M captions."),
-        DatasetInfo("generic", "generic", None, ".", (), _read_generic,
-                    "Your own data: a JSON/JSONL/CSV of image path, person id, caption(s) [, split]."),
-    )
-}
-
-
-def _canonical(name: str) -> str:
-    return "".join(ch for ch in name.lower() if ch.isalnum())
-
-
-_ALIASES = {_canonical(n): n for n in DATASETS} | {"cuhk": "cuhk-pedes", "icfg": "icfg-pedes", "rstp": "rstpreid", "synth": "synth-pedes"}
-
-
 def dataset_info(name: str) -> DatasetInfo:
-    """The registry entry for ``name`` (case, dashes and underscores ignored)."""
-    key = _ALIASES.get(_canonical(name))
-    if key is None:
+    """The entry of text dataset ``name`` (any spelling :func:`~plip.data.datasets.normalize_name`
+    accepts, or an alias such as ``cuhk``)."""
+    spec = find_dataset(name, TEXT_RETRIEVAL)
+    if spec is None:
         raise DataError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
-    return DATASETS[key]
+    return DATASETS[spec.name]
 
 
 def _annotation_path(info: DatasetInfo, root: Path) -> Path:
@@ -457,7 +514,9 @@ def _annotation_path(info: DatasetInfo, root: Path) -> Path:
     )
 
 
-def load_text_reid(name: str, root: str | os.PathLike, split: str = "test", **options: Any) -> TextReIDSplit:
+def load_text_reid(
+    name: str, root: str | os.PathLike, split: str = "test", *, allow_outside_root: bool = False, **options: Any
+) -> TextReIDSplit:
     """Read one split of a text-based person retrieval dataset.
 
     Args:
@@ -465,19 +524,26 @@ def load_text_reid(name: str, root: str | os.PathLike, split: str = "test", **op
             ``synth-pedes``, ``generic``).
         root: the dataset folder, or its annotation file.
         split: ``train``, ``val`` or ``test`` (the dataset's splits).
+        allow_outside_root: accept image paths that resolve outside the dataset root (the
+            annotation file's folder); by default they are a :class:`DataError`.
         options: reader options (``caption_fields`` for SYNTH-PEDES).
+
+    Empty / whitespace-only captions are skipped and listed in
+    :attr:`TextReIDSplit.skipped_captions`.
 
     Raises:
         DataError: missing or malformed annotation file (naming entry and field), unknown
-            split, or one image listed with two person ids. Image files are not opened;
+            split, an image path outside the root, or one image listed with two person ids. Image files are not opened;
             call :meth:`TextReIDSplit.check_files` to verify they exist.
     """
     info = dataset_info(name)
     path = _annotation_path(info, Path(root).expanduser())
     image_root = path.parent / info.image_dir
+    guard = PathGuard(path.parent, path, allow_outside_root)
     try:
-        samples, index, split_name = info.reader(path, image_root, split, **options)
+        samples, index, split_name = info.reader(path, image_root, split, guard=guard, **options)
     except OSError as err:
         raise DataError(f"{path}: cannot read ({err.strerror or err})") from None
     _check_duplicates(samples, index, path)
-    return TextReIDSplit(info.title, split_name, str(path.parent.resolve()), str(path.resolve()), samples)
+    samples, skipped = _drop_blank_captions(samples, index)
+    return TextReIDSplit(info.title, split_name, str(path.parent.resolve()), str(path.resolve()), samples, skipped)

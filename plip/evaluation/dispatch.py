@@ -1,6 +1,7 @@
 """Which evaluation a ``(model, dataset)`` pair gets, for ``plip eval``.
 
-The dataset name picks the task: a text-based person search benchmark (CUHK-PEDES, ...),
+The dataset name picks the task, as the dataset registry (:mod:`plip.data.datasets`) records
+it at the reader's definition: a text-based person search benchmark (CUHK-PEDES, ...),
 an image ReID benchmark (Market-1501, DukeMTMC-reID, MSMT17) or an attribute benchmark
 (PA-100K, PETA, RAP). The model reference must be of a kind that task can evaluate: a PLIP
 model (registry name, hub id, PLIP folder, official checkpoint) for text retrieval, a BoT or
@@ -14,13 +15,10 @@ import json
 import os
 from pathlib import Path
 
+from ..data.datasets.registry import ATTRIBUTES, IMAGE_REID, TASKS, TEXT_RETRIEVAL, find_dataset, list_datasets
 from ..errors import ConfigError, DataError
 
 __all__ = ["TEXT_RETRIEVAL", "IMAGE_REID", "ATTRIBUTES", "TASK_TITLES", "dataset_task", "model_kind", "check_model_fits"]
-
-TEXT_RETRIEVAL = "text_retrieval"
-IMAGE_REID = "image_reid"
-ATTRIBUTES = "attributes"
 
 TASK_TITLES = {TEXT_RETRIEVAL: "text-based person retrieval", IMAGE_REID: "image ReID", ATTRIBUTES: "attribute recognition"}
 
@@ -35,30 +33,17 @@ _TASK_HINTS = {
 
 
 def _dataset_names() -> dict[str, tuple[str, ...]]:
-    from ..data.attributes import ATTRIBUTE_DATASETS
-    from ..data.image_reid import IMAGE_REID_DATASETS
-    from ..data.textreid import DATASETS
-
-    return {TEXT_RETRIEVAL: tuple(DATASETS), IMAGE_REID: tuple(IMAGE_REID_DATASETS), ATTRIBUTES: tuple(ATTRIBUTE_DATASETS)}
+    return {task: tuple(list_datasets(task)) for task in TASKS}
 
 
 def dataset_task(name: str) -> tuple[str, str]:
-    """``(task, canonical dataset name)`` of dataset ``name``; :class:`DataError` if unknown."""
-    from ..data.attributes import attribute_dataset_key
-    from ..data.image_reid import image_reid_key
-    from ..data.textreid import dataset_info
-
-    key = image_reid_key(name)
-    if key is not None:
-        return IMAGE_REID, key
-    key = attribute_dataset_key(name)
-    if key is not None:
-        return ATTRIBUTES, key
-    try:
-        return TEXT_RETRIEVAL, dataset_info(name).name
-    except DataError:
+    """``(task, canonical dataset name)`` of dataset ``name`` (from the dataset registry);
+    :class:`DataError` if unknown."""
+    spec = find_dataset(name)
+    if spec is None:
         known = "; ".join(f"{TASK_TITLES[t]}: {', '.join(names)}" for t, names in _dataset_names().items())
-        raise DataError(f"unknown dataset {name!r}; known: {known}") from None
+        raise DataError(f"unknown dataset {name!r}; known: {known}")
+    return spec.task, spec.name
 
 
 def model_kind(model: str | os.PathLike) -> str:

@@ -2,7 +2,7 @@
 
 For every query of a score block it finds the scores of the query's hits (sorted, best
 first), counts per hit how many gallery items score at least as high, and turns the counts
-into 1-based hit ranks with the documented tie rule: everything the metrics need, in one
+into 1-based hit ranks with the tie policy asked for (:mod:`plip.evaluation.ranking`): everything the metrics need, in one
 fused loop per query row, compiled with `numba <https://numba.pydata.org>`_. The NumPy formulation of the same computation needs several
 passes over the block plus temporary masks; this one reads each score row from memory once
 and counts in registers while the row sits in the L1 cache, which is what makes metrics at
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["available", "hit_ranks", "MAX_HITS_FOR_PASSES"]
+__all__ = ["available", "hit_ranks", "MAX_HITS_FOR_PASSES", "PESSIMISTIC", "OPTIMISTIC", "STABLE"]
 
 # Above this many hits per query, counting by passes over the row (4 hits per pass) costs
 # more than sorting the query's candidate items once.
@@ -86,36 +86,69 @@ def _count_at_least(row, thresholds, first, segment_length, at_least_row):  # pr
     return total_nan
 
 
+# Tie policies (see plip.evaluation.ranking): codes the compiled kernel understands.
+PESSIMISTIC, OPTIMISTIC, STABLE = 0, 1, 2
+
+
 @_njit(nogil=True, cache=True, boundscheck=False)
-def _kernel(scores, pos_idx, num_hits, max_hits_for_passes, segment_length, ranks, has_nan):  # pragma: no cover - compiled
+def _strictly_above(hits, up):  # pragma: no cover - compiled
+    """``up[j]``: the threshold with ``#(row >= up[j]) == #(row > hits[j])`` (the next float32
+    up; NaN, matched by nothing, for +inf)."""
+    inf = np.float32(np.inf)
+    for j in range(len(hits)):
+        up[j] = np.float32(np.nan) if hits[j] == inf else np.nextafter(hits[j], inf)
+
+
+@_njit(nogil=True, cache=True, boundscheck=False)
+def _kernel(scores, pos_idx, num_hits, max_hits_for_passes, segment_length, ties, ranks, cols, has_nan):  # pragma: no cover - compiled
     n_rows, n_gallery = scores.shape
     pmax = pos_idx.shape[1]
     # work buffers allocated once: an allocation per row would cost as much as the counting
     hits_buffer = np.empty(pmax, dtype=np.float32)  # a row's hit scores, best first
-    at_least_buffer = np.empty(max(pmax, 1), dtype=np.int64)
+    up_buffer = np.empty(pmax, dtype=np.float32)
+    cols_buffer = np.empty(max(pmax, 1), dtype=np.int64)  # their gallery indices
+    at_least_buffer = np.empty(max(pmax, 1), dtype=np.int64)  # items >= the hit
+    above_buffer = np.empty(max(pmax, 1), dtype=np.int64)  # items > the hit
     for r in range(n_rows):
         row = scores[r]
         p = num_hits[r]
         hits = hits_buffer[:p]
+        up = up_buffer[:p]
+        hit_cols = cols_buffer[:p]
         at_least = at_least_buffer[:p]
+        above = above_buffer[:p]
         if p == 0:
             has_nan[r] = _count_at_least(row, hits, 0, segment_length, at_least) > 0
             continue
         if p <= max_hits_for_passes:
-            for j in range(p):  # insertion sort, descending: p is small here
-                value = row[pos_idx[r, j]]
+            # insertion sort, descending, stable: tied hits keep their (gallery) order
+            for j in range(p):
+                col = pos_idx[r, j]
+                value = row[col]
                 k = j
                 while k > 0 and hits[k - 1] < value:
                     hits[k] = hits[k - 1]
+                    hit_cols[k] = hit_cols[k - 1]
                     k -= 1
                 hits[k] = value
-            n_nan = _count_at_least(row, hits, 0, segment_length, at_least)
-            for first in range(4, p, 4):
-                _count_at_least(row, hits, first, segment_length, at_least)
+                hit_cols[k] = col
+            n_nan = 0
+            if ties != OPTIMISTIC:
+                n_nan = _count_at_least(row, hits, 0, segment_length, at_least)
+                for first in range(4, p, 4):
+                    _count_at_least(row, hits, first, segment_length, at_least)
+            if ties != PESSIMISTIC:
+                _strictly_above(hits, up)
+                n_nan = _count_at_least(row, up, 0, segment_length, above)
+                for first in range(4, p, 4):
+                    _count_at_least(row, up, first, segment_length, above)
         else:
             for j in range(p):
-                hits[j] = row[pos_idx[r, j]]
-            hits[:] = np.sort(hits)[::-1]
+                up[j] = -row[pos_idx[r, j]]
+            order = np.argsort(up, kind="mergesort")  # descending scores, stable
+            for j in range(p):
+                hit_cols[j] = pos_idx[r, order[j]]
+                hits[j] = row[hit_cols[j]]
             # many hits: sort the items that can outrank one (those >= the worst hit) once
             worst = hits[p - 1]
             n_candidates = 0
@@ -132,46 +165,80 @@ def _kernel(scores, pos_idx, num_hits, max_hits_for_passes, segment_length, rank
             candidates = np.sort(candidates)
             for j in range(p):
                 at_least[j] = n_candidates - np.searchsorted(candidates, hits[j], side="left")
+                above[j] = n_candidates - np.searchsorted(candidates, hits[j], side="right")
         has_nan[r] = n_nan > 0
-        # Ties: an item scoring the same as a hit ranks before it; hits tying with each
-        # other take consecutive ranks (the last of a tied group gets the count itself).
-        group_last = p - 1
-        for j in range(p - 1, -1, -1):
-            if j < p - 1 and hits[j] != hits[j + 1]:
-                group_last = j
-            ranks[r, j] = at_least[j] - (group_last - j)
+        # Hits tying with each other take consecutive ranks, in gallery order.
+        if ties == PESSIMISTIC:  # an item scoring the same as a hit ranks before it
+            group_last = p - 1
+            for j in range(p - 1, -1, -1):
+                if j < p - 1 and hits[j] != hits[j + 1]:
+                    group_last = j
+                ranks[r, j] = at_least[j] - (group_last - j)
+        elif ties == OPTIMISTIC:  # ... after it
+            group_first = 0
+            for j in range(p):
+                if j > 0 and hits[j] != hits[j - 1]:
+                    group_first = j
+                ranks[r, j] = above[j] + 1 + (j - group_first)
+        else:  # STABLE: tied items in gallery order
+            for j in range(p):
+                before = 0
+                if at_least[j] - above[j] > 1:
+                    value = hits[j]
+                    for g in range(hit_cols[j]):
+                        before += row[g] == value
+                ranks[r, j] = above[j] + 1 + before
+        for j in range(p):
+            cols[r, j] = hit_cols[j]
+
 
 def hit_ranks(
-    scores: np.ndarray, pos_idx: np.ndarray, num_hits: np.ndarray, max_hits_for_passes: int | None = None
-) -> tuple[np.ndarray, np.ndarray]:
+    scores: np.ndarray,
+    pos_idx: np.ndarray,
+    num_hits: np.ndarray,
+    max_hits_for_passes: int | None = None,
+    ties: int = PESSIMISTIC,
+    return_columns: bool = False,
+):
     """1-based rank of every hit of a block of queries, best hit first.
 
-    Ties are resolved as :mod:`plip.evaluation.retrieval_metrics` documents: an item scoring
-    the same as a hit ranks before it, and hits tying with each other take consecutive ranks.
+    Ties (``ties``): :data:`PESSIMISTIC` (default, as :mod:`plip.evaluation.retrieval_metrics`
+    documents): an item scoring the same as a hit ranks before it; :data:`OPTIMISTIC`: after
+    it; :data:`STABLE`: tied items rank in gallery order. Hits tying with each other take
+    consecutive ranks in gallery order under every policy.
 
     Args:
-        scores: ``(C, G)`` float32 scores (made C-contiguous if needed).
+        scores: ``(C, G)`` float32 scores, higher = better (made C-contiguous if needed).
         pos_idx: ``(C, Pmax)`` gallery indices of each query's hits (the first
-            ``num_hits[r]`` entries of row ``r`` are used, in any order).
+            ``num_hits[r]`` entries of row ``r`` are used; in increasing order for the
+            gallery-order rule among tied hits).
         num_hits: ``(C,)`` number of hits per query.
         max_hits_for_passes: queries with up to this many hits are counted by passes over
             their row (4 hits per pass); queries with more sort their candidate items
             instead (default :data:`MAX_HITS_FOR_PASSES`).
+        ties: the tie policy code.
+        return_columns: also return the gallery index of each ranked hit.
 
     Returns:
-        ``ranks`` ``(C, Pmax)`` int64, ascending per row, padded with the int64 maximum; and
-        ``has_nan`` ``(C,)`` bool: rows holding a NaN score (their ranks are meaningless).
+        ``ranks`` ``(C, Pmax)`` int64, ascending per row, padded with the int64 maximum;
+        ``has_nan`` ``(C,)`` bool: rows holding a NaN score (their ranks are meaningless);
+        with ``return_columns``, third, ``cols`` ``(C, Pmax)`` int64 (padding -1).
     """
     n_rows, pmax = pos_idx.shape
     ranks = np.full((n_rows, pmax), np.iinfo(np.int64).max, dtype=np.int64)
+    cols = np.full((n_rows, pmax), -1, dtype=np.int64)
     has_nan = np.zeros(n_rows, dtype=np.bool_)
+    if ties not in (PESSIMISTIC, OPTIMISTIC, STABLE):
+        raise ValueError(f"unknown tie policy code {ties!r}")
     _kernel(
         np.ascontiguousarray(scores, dtype=np.float32),
         np.ascontiguousarray(pos_idx, dtype=np.int64),
         np.ascontiguousarray(num_hits, dtype=np.int64),
         int(MAX_HITS_FOR_PASSES if max_hits_for_passes is None else max_hits_for_passes),
         int(EXACT_FLOAT_COUNT),
+        int(ties),
         ranks,
+        cols,
         has_nan,
     )
-    return ranks, has_nan
+    return (ranks, has_nan, cols) if return_columns else (ranks, has_nan)

@@ -15,14 +15,16 @@ any correct match left is skipped (it cannot be scored) and counted in
 
 These are the definitions of ``eval_market1501`` in torchreid and fast-reid
 (``torchreid/metrics/rank.py``, ``fastreid/evaluation/rank.py``), which loop over
-queries in Python; here queries are processed in chunks with tensor operations, so
-memory is bounded by ``chunk_size x num_gallery`` whatever the number of queries.
-Only the ranks of the gallery entries sharing the query's identity are needed, so each
-row is sorted by value only and those entries are located by binary search.
+queries in Python; here queries are processed in chunks, so memory is bounded by
+``chunk_size x num_gallery`` whatever the number of queries. Only the ranks of the
+gallery entries sharing the query's identity are needed: the shared ranking core
+(:mod:`plip.evaluation.ranking`, the compiled kernel for float32 distances on the CPU,
+torch for float64 or GPU distances) counts them without sorting the gallery.
 
-Ties in distance are broken by gallery index (a stable sort): of two gallery entries
-at the same distance, the one listed first ranks first. torchreid's ``np.argsort``
-(quicksort) leaves the order of ties unspecified.
+Ties in distance are broken by gallery index (``ties="stable"``, the default: a stable
+sort): of two gallery entries at the same distance, the one listed first ranks first.
+``ties="pessimistic"`` / ``"optimistic"`` rank every tied entry before / after a correct
+match instead. torchreid's ``np.argsort`` (quicksort) leaves the order of ties unspecified.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import numpy as np
 import torch
 
 from ..errors import DataError
+from .ranking import Positives, check_ties, hit_ranks, resolve_backend
 
 __all__ = ["compute_rank_metrics", "evaluate_reid", "pairwise_distance"]
 
@@ -78,111 +81,62 @@ def _as_sortable(dist: torch.Tensor) -> torch.Tensor:
     return dist
 
 
-def _sorted_rows(dist: torch.Tensor) -> torch.Tensor:
-    """Each row's values in increasing order (values only: no permutation needed)."""
-    if dist.device.type == "cpu":
-        # numpy's SIMD sort is several times faster than torch's on CPU.
-        return torch.from_numpy(np.sort(dist.contiguous().numpy(), axis=1))
-    return torch.sort(dist, dim=1).values
-
-
-def _ranks_of(dist: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
-    """0-based rank of gallery entry ``cols[i]`` in the ranking of query ``rows[i]``.
-
-    The ranking is a stable sort by distance: entry e precedes entry j when
-    ``d_e < d_j``, or ``d_e == d_j`` and e has the lower gallery index. So
-    ``rank_j = #{e: d_e < d_j} + #{e: d_e == d_j, e < j}``: the first term is a binary
-    search in the sorted row; the second is counted directly, only for the entries
-    whose distance occurs more than once in their row.
-    """
-    num_q, num_g = dist.shape
-    device = dist.device
-    values = dist[rows, cols]
-    counts = torch.bincount(rows, minlength=num_q)
-    slot = torch.arange(rows.numel(), device=device) - (torch.cumsum(counts, 0) - counts)[rows]
-    # Batched binary search: one row of thresholds per query, padded with +inf.
-    thresholds = torch.full(
-        (num_q, int(counts.max())), float("inf"), dtype=dist.dtype, device=device
-    )
-    thresholds[rows, slot] = values
-    sorted_dist = _sorted_rows(dist)
-    before = torch.searchsorted(sorted_dist, thresholds)[rows, slot]
-    equal = torch.searchsorted(sorted_dist, thresholds, right=True)[rows, slot] - before
-    del sorted_dist, thresholds
-    tied = (equal > 1).nonzero(as_tuple=True)[0]
-    if tied.numel():
-        step = max(1, _DEFAULT_BLOCK_ELEMENTS // max(num_g, 1))
-        gallery_index = torch.arange(num_g, device=device)
-        for start in range(0, tied.numel(), step):
-            which = tied[start : start + step]
-            block = dist[rows[which]]  # (k, G)
-            same = (block == values[which, None]) & (gallery_index < cols[which, None])
-            before[which] += same.sum(1)
-    return before
+def _scores_for_ranking(dist: torch.Tensor) -> tuple[np.ndarray | torch.Tensor, str]:
+    """``-dist`` (higher = closer) and the backend ranking it: float32 on the CPU goes to
+    the compiled kernel; float64 (compared exactly) and GPU distances stay in torch."""
+    if dist.device.type == "cpu" and dist.dtype == torch.float32:
+        return np.negative(dist.contiguous().numpy()), resolve_backend(None, "auto")
+    return -dist, "torch"
 
 
 class _RankAccumulator:
     """Sums the per-query statistics of successive blocks of queries."""
 
-    def __init__(self, g_pids: torch.Tensor, g_camids: torch.Tensor, max_rank: int):
-        self.g_pids = g_pids
-        self.g_camids = g_camids
+    def __init__(self, q_pids: torch.Tensor, q_camids: torch.Tensor, g_pids: torch.Tensor,
+                 g_camids: torch.Tensor, max_rank: int, ties: str):
+        self.positives = Positives(q_pids.numpy(), g_pids.numpy())
+        self.q_camids = q_camids.numpy()
+        self.g_camids = g_camids.numpy()
         self.max_rank = max_rank
-        self.first_hit_hist = torch.zeros(max_rank, dtype=torch.float64)
+        self.ties = check_ties(ties)
+        self.first_hit_hist = np.zeros(max_rank, dtype=np.float64)
         self.ap_sum = 0.0
         self.inp_sum = 0.0
         self.num_valid = 0
         self.num_queries = 0
 
-    def _gallery_ids(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.g_pids.device != device:
-            self.g_pids, self.g_camids = self.g_pids.to(device), self.g_camids.to(device)
-        return self.g_pids, self.g_camids
-
-    def add(self, dist: torch.Tensor, q_pids: torch.Tensor, q_camids: torch.Tensor) -> None:
-        """Score one block of queries: ``dist`` is (q, G), on any device."""
-        num_q, num_g = dist.shape
-        self.num_queries += num_q
-        device = dist.device
-        g_pids, g_camids = self._gallery_ids(device)
-        q_pids, q_camids = q_pids.to(device), q_camids.to(device)
-        dist = _as_sortable(dist)
+    def add(self, dist: torch.Tensor, rows: slice) -> None:
+        """Score one block of queries: ``dist`` is (q, G) for queries ``rows``, on any device."""
+        self.num_queries += dist.shape[0]
+        scores, backend = _scores_for_ranking(_as_sortable(dist))
         # Every metric depends only on the ranks of the gallery entries with the query's
         # identity, and they are few: rank those instead of ordering the whole gallery.
-        rows, cols = (g_pids[None, :] == q_pids[:, None]).nonzero(as_tuple=True)
-        if rows.numel() == 0:
+        pos_idx, valid = self.positives.block(rows)
+        if not valid.any():
             return
-        rank = _ranks_of(dist, rows, cols)
-        # Order each query's entries by rank (ranks are distinct within a query).
-        perm = torch.argsort(rows * num_g + rank)
-        rows, cols, rank = rows[perm], cols[perm], rank[perm]
-        removed = (g_camids[cols] == q_camids[rows]).long()
-        counts = torch.bincount(rows, minlength=num_q)
-        starts = torch.cumsum(counts, 0) - counts
-        removed_excl = torch.cumsum(removed, 0) - removed  # removed entries before, all rows
-        removed_before = removed_excl - removed_excl[starts[rows]]  # ... within the row
-        kept = removed == 0
-        hit_rows = rows[kept]
-        hit_rank = (rank - removed_before)[kept]  # 0-based rank among the kept entries
-        if hit_rows.numel() == 0:
+        rank, cols = hit_ranks(scores, pos_idx, valid, ties=self.ties, backend=backend,
+                               first_row=rows.start, return_columns=True)
+        # entries of the query's camera are removed: the ones after them move up
+        removed = valid & (self.g_camids[np.maximum(cols, 0)] == self.q_camids[rows][:, None])
+        kept = valid & ~removed
+        hit_rank = rank - 1 - (np.cumsum(removed, axis=1) - removed)  # 0-based among the kept
+        num_rel = kept.sum(axis=1)
+        scored = num_rel > 0
+        if not scored.any():
             return
-        num_rel = torch.bincount(hit_rows, minlength=num_q)
-        valid = num_rel > 0
-        hit_starts = torch.cumsum(num_rel, 0) - num_rel
-        hit_index = torch.arange(hit_rows.numel(), device=device) - hit_starts[hit_rows]
-        precision = (hit_index + 1).double() / (hit_rank + 1).double()  # j / rank_j
-        ap = torch.zeros(num_q, dtype=torch.float64, device=device).index_add_(
-            0, hit_rows, precision
-        )
-        ap = ap[valid] / num_rel[valid].double()
-        first_rank = hit_rank[hit_starts[valid]]
-        last_rank = hit_rank[(hit_starts + num_rel - 1)[valid]]
-        inp = num_rel[valid].double() / (last_rank + 1).double()
+        kept, hit_rank, num_rel = kept[scored], hit_rank[scored], num_rel[scored]
+        hit_index = np.cumsum(kept, axis=1)  # 1-based j of each kept entry
+        precision = np.where(kept, hit_index / np.where(kept, hit_rank + 1, 1).astype(np.float64), 0.0)
+        ap = precision.sum(axis=1) / num_rel
+        rows_i = np.arange(len(num_rel))
+        first_rank = hit_rank[rows_i, np.argmax(kept, axis=1)]
+        last_rank = hit_rank[rows_i, kept.shape[1] - 1 - np.argmax(kept[:, ::-1], axis=1)]
+        inp = num_rel / (last_rank + 1.0)
         self.ap_sum += float(ap.sum())
         self.inp_sum += float(inp.sum())
-        self.num_valid += int(valid.sum())
+        self.num_valid += int(len(num_rel))
         first_rank = first_rank[first_rank < self.max_rank]
-        self.first_hit_hist += torch.bincount(first_rank, minlength=self.max_rank).double().cpu()
+        self.first_hit_hist += np.bincount(first_rank, minlength=self.max_rank)
 
     def result(self, ranks: Sequence[int]) -> dict[str, Any]:
         if self.num_valid == 0:
@@ -190,7 +144,7 @@ class _RankAccumulator:
                 "no query identity appears in the gallery (after removing same-camera "
                 "images of the same person): the metrics are undefined"
             )
-        cmc = (torch.cumsum(self.first_hit_hist, 0) / self.num_valid).tolist()
+        cmc = (np.cumsum(self.first_hit_hist) / self.num_valid).tolist()
         out: dict[str, Any] = {f"rank{k}": cmc[min(k, self.max_rank) - 1] for k in ranks}
         out.update(
             mAP=self.ap_sum / self.num_valid,
@@ -230,11 +184,12 @@ def compute_rank_metrics(
     max_rank: int = 50,
     ranks: Sequence[int] = (1, 5, 10),
     chunk_size: int | None = None,
+    ties: str = "stable",
 ) -> dict[str, Any]:
     """CMC, mAP and mINP from a (num_query, num_gallery) distance matrix (smaller = closer).
 
     The argument order follows torchreid's ``evaluate_rank(distmat, q_pids, g_pids,
-    q_camids, g_camids)``.
+    q_camids, g_camids)``. ``ties``: how equal distances rank (module docstring).
 
     Returns:
         A dict with ``rank{k}`` for each k of ``ranks``, ``mAP``, ``mINP`` (fractions in
@@ -251,12 +206,10 @@ def compute_rank_metrics(
     q_pids, q_camids, g_pids, g_camids = _check_ids(
         query_pids, query_camids, gallery_pids, gallery_camids, num_q, num_g
     )
-    acc = _RankAccumulator(g_pids, g_camids, _check_ranks(ranks, max_rank))
+    acc = _RankAccumulator(q_pids, q_camids, g_pids, g_camids, _check_ranks(ranks, max_rank), ties)
     step = _chunk_size(chunk_size, num_g)
     for start in range(0, num_q, step):
-        acc.add(
-            dist[start : start + step], q_pids[start : start + step], q_camids[start : start + step]
-        )
+        acc.add(dist[start : start + step], slice(start, min(start + step, num_q)))
     return acc.result(ranks)
 
 
@@ -300,6 +253,7 @@ def evaluate_reid(
     ranks: Sequence[int] = (1, 5, 10),
     chunk_size: int | None = None,
     device: str | torch.device | None = None,
+    ties: str = "stable",
 ) -> dict[str, Any]:
     """Evaluate ReID features under the Market-1501 protocol (see the module docstring).
 
@@ -317,7 +271,8 @@ def evaluate_reid(
         max_rank: length of the returned CMC curve.
         ranks: the CMC ranks reported as ``rank{k}``.
         chunk_size: queries per block (default: about 4M distances per block).
-        device: where distances and sorting run (default: the features' device).
+        device: where distances and ranking run (default: the features' device).
+        ties: how equal distances rank (module docstring; default ``"stable"``).
 
     Returns:
         ``rank1``, ``rank5``, ``rank10``, ``mAP``, ``mINP``, ``cmc``, ``num_queries``,
@@ -338,10 +293,10 @@ def evaluate_reid(
     )
     if metric not in ("euclidean", "cosine"):
         raise DataError(f"unknown distance metric {metric!r}; choose 'euclidean' or 'cosine'")
-    acc = _RankAccumulator(g_pids, g_camids, _check_ranks(ranks, max_rank))
+    acc = _RankAccumulator(q_pids, q_camids, g_pids, g_camids, _check_ranks(ranks, max_rank), ties)
     step = _chunk_size(chunk_size, num_g)
     with torch.no_grad():
         for start in range(0, num_q, step):
             dist = pairwise_distance(q[start : start + step], g, metric)
-            acc.add(dist, q_pids[start : start + step], q_camids[start : start + step])
+            acc.add(dist, slice(start, min(start + step, num_q)))
     return acc.result(ranks)

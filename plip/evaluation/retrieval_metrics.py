@@ -27,7 +27,8 @@ Queries without any hit in the gallery
     the official PLIP ``test_map`` does (it skips them in the sum but divides by all queries).
     The standard benchmarks have no such query.
 
-Ties
+Ties (``ties="pessimistic"``, the default; the ranking core :mod:`plip.evaluation.ranking`
+also offers ``"optimistic"`` and ``"stable"``)
     Deterministic and conservative: an item scoring exactly the same as a hit ranks
     *before* it (ties count against the model, so a collapsed model with constant scores
     gets no credit from the order of the gallery), and hits tying with each other take
@@ -79,6 +80,10 @@ from typing import Iterator, Literal, Sequence
 
 import numpy as np
 import torch
+
+from .ranking import Positives as _Positives
+from .ranking import check_ties, hit_ranks
+from .ranking import resolve_backend as _resolve_backend
 
 __all__ = [
     "RetrievalMetrics",
@@ -162,29 +167,6 @@ def _check_ks(ks: Sequence[int]) -> tuple[int, ...]:
     return ks
 
 
-_BACKENDS = ("auto", "numba", "numpy", "torch")
-
-
-def _ranking_kernel():
-    """The compiled kernel module, imported on first use (numba takes a while to import)."""
-    from plip.evaluation import ranking_kernel
-
-    return ranking_kernel
-
-
-def _resolve_backend(block, backend: str) -> str:
-    """The backend that ranks ``block``: "torch", "numba" or "numpy"."""
-    if backend not in _BACKENDS:
-        raise ValueError(f"backend must be one of {', '.join(map(repr, _BACKENDS))}, got {backend!r}")
-    if backend == "auto":
-        if isinstance(block, torch.Tensor) and block.device.type != "cpu":
-            return "torch"
-        return "numba" if _ranking_kernel().available() else "numpy"
-    if backend == "numba" and not _ranking_kernel().available():
-        raise ImportError("backend='numba' needs numba (pip install numba); backend='numpy' works without it")
-    return backend
-
-
 def _prepare_block(block, backend: str, first_row: int):
     """A float32 score block for the chosen backend; raises ValueError on NaN.
 
@@ -215,183 +197,6 @@ def _to_float32_numpy(block) -> np.ndarray:
             block = block.float()  # NumPy has no bfloat16
         block = block.cpu().numpy()
     return np.ascontiguousarray(block, dtype=np.float32)
-
-
-class _Positives:
-    """For every query, the gallery indices with its identity (CSR layout by identity)."""
-
-    def __init__(self, query_ids: np.ndarray, gallery_ids: np.ndarray):
-        labels, gallery_label = np.unique(gallery_ids, return_inverse=True)
-        self.order = np.argsort(gallery_label, kind="stable")  # gallery indices grouped by identity
-        counts = np.bincount(gallery_label, minlength=len(labels))
-        self.offsets = np.cumsum(counts) - counts
-        pos = np.minimum(np.searchsorted(labels, query_ids), max(len(labels) - 1, 0))
-        found = labels[pos] == query_ids if len(labels) else np.zeros(len(query_ids), dtype=bool)
-        self.query_label = np.where(found, pos, 0)
-        self.num_hits = np.where(found, counts[pos] if len(labels) else 0, 0).astype(np.int64)
-
-    def block(self, rows: slice) -> tuple[np.ndarray, np.ndarray]:
-        """Padded ``(C, Pmax)`` gallery indices of the hits of queries ``rows`` and a validity mask."""
-        p = self.num_hits[rows]
-        pmax = int(p.max(initial=0))
-        slot = np.arange(pmax)
-        valid = slot[None, :] < p[:, None]
-        if pmax == 0:
-            return np.zeros((len(p), 0), dtype=np.int64), valid
-        start = self.offsets[self.query_label[rows]]
-        flat = np.minimum(start[:, None] + slot[None, :], len(self.order) - 1)
-        return np.where(valid, self.order[flat], 0), valid
-
-
-def _ordinal(scores: np.ndarray) -> np.ndarray:
-    """int32 ordered like the float32 scores: a < b iff ordinal(a) < ordinal(b); -0.0 == 0.0."""
-    bits = np.ascontiguousarray(scores, dtype=np.float32).view(np.int32)
-    sign = bits >> 31  # 0, or -1 for negative numbers
-    # Negative floats: flip the magnitude bits (larger magnitude = smaller) and add 1 so
-    # that -0.0 lands on 0.0.
-    return (bits ^ (sign & np.int32(0x7FFFFFFF))) - sign
-
-
-def _row_keys(rows: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    """int64 keys ordered by row, then by score: ``row * 2**32 + ordinal(score)``."""
-    return (rows.astype(np.int64) << 32) + _ordinal(scores)
-
-
-def _first_key_of_row(rows: np.ndarray) -> np.ndarray:
-    return (rows.astype(np.int64) << 32) - 2**31
-
-
-# Rough cost of handling one candidate item (extract, key, sort) relative to comparing
-# one item with one threshold; only used to route each query to the faster exact method.
-_CANDIDATE_COST = 16.0
-
-
-def _row_counts(mask: np.ndarray) -> np.ndarray:
-    """True entries per row (a byte sum: about twice as fast as ``count_nonzero(axis=1)``)."""
-    return mask.view(np.uint8).sum(axis=1, dtype=np.int64)
-
-
-def _at_least_by_sorting(scores, cand, n_cand, rows, thresholds):
-    """``#(row items >= threshold)`` for ``rows`` by sorting their candidates.
-
-    ``cand`` marks the items >= each row's lowest threshold and is clear on all other rows;
-    ``n_cand`` holds its row counts.
-    """
-    n_rows, n_gallery = scores.shape
-    flat = np.flatnonzero(cand)
-    row = np.repeat(np.arange(n_rows), n_cand)
-    keys = _row_keys(row, np.take(scores.reshape(-1), flat))
-    del flat
-    keys.sort()
-    width = thresholds.shape[1]
-    row_end = np.searchsorted(keys, _first_key_of_row(rows + 1), side="left")
-    t_keys = _row_keys(np.repeat(rows, width), thresholds[rows].reshape(-1))
-    first_at_least = np.searchsorted(keys, t_keys, side="left")
-    return (np.repeat(row_end, width) - first_at_least).reshape(len(rows), width)
-
-
-def _at_least_by_counting(scores, thresholds, num_thresholds):
-    """``#(row items >= threshold)`` by one comparison pass per threshold slot.
-
-    Rows must be ordered by ``num_thresholds`` descending, so that the rows using slot
-    ``k`` are a prefix.
-    """
-    counts = np.zeros(thresholds.shape, dtype=np.int64)
-    buf = np.empty(scores.shape, dtype=bool)
-    for k in range(thresholds.shape[1]):
-        n = int(np.count_nonzero(num_thresholds > k))
-        np.greater_equal(scores[:n], thresholds[:n, k : k + 1], out=buf[:n])
-        counts[:n, k] = _row_counts(buf[:n])
-    return counts
-
-
-def _sorted_hit_scores(hit_scores: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """Each row's hit scores, best first, padding (-inf) last."""
-    return -np.sort(-np.where(valid, hit_scores, -np.inf), axis=1)
-
-
-def _at_least_numpy(scores: np.ndarray, hit_scores: np.ndarray, num_hits: np.ndarray) -> np.ndarray:
-    """``at_least[r, j]`` = #(items of row r scoring >= its j-th best hit), with NumPy."""
-    n_rows, n_gallery = scores.shape
-    pmax = hit_scores.shape[1]
-    at_least = np.zeros((n_rows, pmax), dtype=np.int64)
-    matched = np.flatnonzero(num_hits > 0)
-    worst = np.full(n_rows, np.nan, dtype=np.float32)  # nothing is >= NaN
-    worst[matched] = hit_scores[matched, num_hits[matched] - 1]
-    # Only items scoring >= a query's worst hit can rank above one of its hits.
-    cand = scores >= worst[:, None]
-    n_cand = _row_counts(cand)
-    worst_count = n_cand.copy()
-    by_counting = n_cand * _CANDIDATE_COST > (num_hits - 1) * n_gallery
-    sparse = np.flatnonzero(~by_counting & (num_hits > 1))
-    dense = np.flatnonzero(by_counting & (num_hits > 1))
-    if len(sparse):
-        cand[dense] = False
-        cand[num_hits == 1] = False
-        n_cand[dense] = 0
-        n_cand[num_hits == 1] = 0
-        at_least[sparse] = _at_least_by_sorting(scores, cand, n_cand, sparse, hit_scores)
-    del cand
-    if len(dense):
-        dense = dense[np.argsort(-num_hits[dense], kind="stable")]
-        # the worst hit's count is known already: count for the others only
-        at_least[dense, :-1] = _at_least_by_counting(scores[dense], hit_scores[dense, :-1], num_hits[dense] - 1)
-    at_least[matched, num_hits[matched] - 1] = worst_count[matched]
-    return at_least
-
-
-def _at_least_torch(scores: torch.Tensor, hit_scores: torch.Tensor) -> torch.Tensor:
-    """``at_least`` as in :func:`_at_least_numpy`, by one comparison pass per hit slot on
-    the scores' device (what a GPU does best)."""
-    at_least = torch.empty(hit_scores.shape, dtype=torch.int64, device=scores.device)
-    for k in range(hit_scores.shape[1]):
-        at_least[:, k] = (scores >= hit_scores[:, k : k + 1]).sum(dim=1)
-    return at_least
-
-
-def _ranks_from_counts(at_least: np.ndarray, hit_scores: np.ndarray, num_hits: np.ndarray) -> np.ndarray:
-    """1-based hit ranks (C, Pmax), ascending per row, padding = int64 max.
-
-    Ties: an item scoring the same as a hit ranks before it; hits tying with each other
-    take consecutive ranks. So a hit with ``m`` hits tied to it (itself included) and
-    ``g`` items scoring at least as high takes a rank among ``g-m+1 .. g``: each hit gives
-    way to the tied hits after it.
-    """
-    n_rows, pmax = hit_scores.shape
-    slot = np.arange(pmax)
-    same_as_next = np.zeros((n_rows, pmax), dtype=bool)
-    same_as_next[:, :-1] = hit_scores[:, 1:] == hit_scores[:, :-1]
-    same_as_next &= slot[None, :] < (num_hits - 1)[:, None]
-    group_end = np.where(same_as_next, pmax, slot[None, :])
-    group_end = np.minimum.accumulate(group_end[:, ::-1], axis=1)[:, ::-1]
-    ranks = at_least - (group_end - slot[None, :])
-    ranks[slot[None, :] >= num_hits[:, None]] = np.iinfo(np.int64).max
-    return ranks
-
-
-def _hit_ranks(
-    scores: np.ndarray | torch.Tensor, pos_idx: np.ndarray, valid: np.ndarray, backend: str, first_row: int
-) -> np.ndarray:
-    """1-based ranks (C, Pmax) of every hit of a chunk of queries (see :func:`_ranks_from_counts`)."""
-    n_rows, pmax = pos_idx.shape
-    num_hits = valid.sum(1)
-    if backend == "numba":
-        ranks, has_nan = _ranking_kernel().hit_ranks(scores, pos_idx, num_hits)
-        if has_nan.any():
-            raise ValueError(f"similarity row {first_row + int(np.flatnonzero(has_nan)[0])} contains NaN")
-        return ranks
-    if pmax == 0:
-        return np.zeros((n_rows, 0), dtype=np.int64)
-    if backend == "torch":
-        index = torch.from_numpy(pos_idx).to(scores.device)
-        hits = scores.gather(1, index).masked_fill(~torch.from_numpy(valid).to(scores.device), -float("inf"))
-        hit_scores_t = hits.sort(dim=1, descending=True).values
-        at_least = _at_least_torch(scores, hit_scores_t).cpu().numpy()
-        hit_scores = hit_scores_t.cpu().numpy()
-    else:
-        hit_scores = _sorted_hit_scores(np.take_along_axis(scores, pos_idx, axis=1), valid)
-        at_least = _at_least_numpy(scores, hit_scores, num_hits)
-    return _ranks_from_counts(at_least, hit_scores, num_hits)
 
 
 def _query_scores(ranks: np.ndarray, num_hits: np.ndarray, legacy_ap: bool):
@@ -428,7 +233,9 @@ def _metrics(
     per_query: bool,
     threads: int | None,
     backend: str,
+    ties: str = "pessimistic",
 ) -> RetrievalMetrics:
+    check_ties(ties)
     if unmatched not in ("exclude", "zero"):
         raise ValueError(f"unmatched must be 'exclude' or 'zero', got {unmatched!r}")
     n_query = len(query_ids)
@@ -439,7 +246,7 @@ def _metrics(
 
     def process(rows: slice, scores: np.ndarray) -> None:
         pos_idx, valid = positives.block(rows)
-        ranks = _hit_ranks(scores, pos_idx, valid, backend, rows.start)
+        ranks = hit_ranks(scores, pos_idx, valid, ties=ties, backend=backend, first_row=rows.start)
         first[rows], ap[rows], inp[rows] = _query_scores(ranks, positives.num_hits[rows], legacy_ap)
 
     # Chunks are independent and NumPy releases the GIL in its loops: rank them in threads,
@@ -522,6 +329,7 @@ def retrieval_metrics(
     per_query: bool = False,
     threads: int | None = None,
     backend: str = "auto",
+    ties: str = "pessimistic",
 ) -> RetrievalMetrics:
     """Retrieval metrics from a ``(num_queries, num_gallery)`` similarity matrix.
 
@@ -542,6 +350,8 @@ def retrieval_metrics(
         backend: ``"numba"`` (compiled CPU kernel), ``"numpy"`` (CPU, no compiler),
             ``"torch"`` (on the scores' device), or ``"auto"``: torch for scores on a GPU,
             numba otherwise (NumPy if numba is missing). All give identical results.
+        ties: how exact score ties are ranked (:mod:`plip.evaluation.ranking`): the
+            default ``"pessimistic"`` (module docstring), ``"optimistic"`` or ``"stable"``.
 
     Returns:
         :class:`RetrievalMetrics` (percentages).
@@ -563,7 +373,7 @@ def retrieval_metrics(
             rows = slice(start, min(start + step, len(q_ids)))
             yield rows, _prepare_block(similarity[rows], backend, start)
 
-    return _metrics(blocks(), q_ids, g_ids, _check_ks(ks), legacy_ap, unmatched, per_query, threads, backend)
+    return _metrics(blocks(), q_ids, g_ids, _check_ks(ks), legacy_ap, unmatched, per_query, threads, backend, ties)
 
 
 def retrieval_metrics_from_embeddings(
@@ -580,13 +390,14 @@ def retrieval_metrics_from_embeddings(
     normalize: bool = False,
     threads: int | None = None,
     backend: str = "auto",
+    ties: str = "pessimistic",
 ) -> RetrievalMetrics:
     """Retrieval metrics with similarities computed chunk by chunk (bounded memory).
 
     The score of a query and a gallery item is their dot product (cosine similarity for
     L2-normalised embeddings; pass ``normalize=True`` to normalise here). The full
     similarity matrix is never materialised, so galleries of millions of items work.
-    Products run on the embeddings' device in float32. Other arguments as in
+    Products run on the embeddings' device in float32. Other arguments (``ties`` too) as in
     :func:`retrieval_metrics`.
     """
     q = torch.as_tensor(query_embeddings)
@@ -623,7 +434,7 @@ def retrieval_metrics_from_embeddings(
                 block = q[rows] @ g_t
                 yield rows, block if backend == "torch" else _to_float32_numpy(block)
 
-    return _metrics(blocks(), q_ids, g_ids, _check_ks(ks), legacy_ap, unmatched, per_query, threads, backend)
+    return _metrics(blocks(), q_ids, g_ids, _check_ks(ks), legacy_ap, unmatched, per_query, threads, backend, ties)
 
 
 def text_image_metrics(

@@ -238,6 +238,7 @@ def evaluate_text_to_image(
             "queries": len(queries),
             "identities": int(len(np.unique(gallery.person_ids))),
             "unmatched_queries": t2i.num_unmatched,
+            "skipped_captions": getattr(split, "num_skipped_captions", 0),
         },
         "t2i": _metrics_dict(t2i),
     }

@@ -53,6 +53,9 @@ def register(subparsers) -> None:
     )
     parser.add_argument("--root", "-r", required=True, help="dataset folder (annotation file + images), or the annotation file")
     parser.add_argument("--split", default="test", help="split to evaluate (default: test)")
+    parser.add_argument("--allow-outside-root", action="store_true",
+                        help="accept image paths in the annotations that resolve (symlinks included) outside "
+                             "the dataset root; by default they are an error")
     parser.add_argument("--batch-size", type=int, default=64, help="images per batch (default: 64)")
     parser.add_argument("--text-batch-size", type=int, default=256, help="captions per batch (default: 256)")
     parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="image decoding processes")
@@ -190,7 +193,7 @@ def _run_text_retrieval(args: argparse.Namespace) -> int:
     if any(k < 1 for k in args.ks):
         raise PlipError(f"--ks must be positive, got {args.ks}")
     started = time.perf_counter()
-    split = load_text_reid(args.dataset, args.root, args.split)
+    split = load_text_reid(args.dataset, args.root, args.split, allow_outside_root=args.allow_outside_root)
     split.check_files()  # before loading the model: a broken dataset fails fast
     tic = time.perf_counter()
     model = apply_optimize(load_model_from_args(args), args)
@@ -209,9 +212,16 @@ def _run_text_retrieval(args: argparse.Namespace) -> int:
         f"{counts['identities']} identities; model {args.model}"
         + (" (official-PLIP AP)" if args.legacy_ap else "")
     )
+    if split.skipped_captions:
+        shown = ", ".join(f"entry {c.entry} caption {c.caption}" for c in split.skipped_captions[:5])
+        more = f" and {split.num_skipped_captions - 5} more" if split.num_skipped_captions > 5 else ""
+        print(f"note: skipped {split.num_skipped_captions} empty caption(s), not queries ({shown}{more})", file=sys.stderr)
     if counts["unmatched_queries"]:
         print(f"note: {counts['unmatched_queries']} queries have no image of their person in the gallery "
               "(misses for R@K, left out of mAP/mINP)", file=sys.stderr)
+    if split.skipped_captions or counts["unmatched_queries"]:
+        print(f"denominators: R@K over {counts['queries']} queries, mAP/mINP over "
+              f"{counts['queries'] - counts['unmatched_queries']}", file=sys.stderr)
     print(format_table(result, args.ks))
     if args.save_embeddings:
         print(f"embeddings: images {result['cache']['images']}, texts {result['cache']['texts']} ({args.save_embeddings})")
@@ -268,7 +278,7 @@ def _run_image_reid(args: argparse.Namespace) -> int:
     if args.split != "test":
         raise ConfigError(f"--split {args.split}: image ReID benchmarks are evaluated on their query and gallery (test) only")
     started = time.perf_counter()
-    split = read_image_reid(args.dataset, args.root)
+    split = read_image_reid(args.dataset, args.root, allow_outside_root=args.allow_outside_root)
     if not split.query or not split.gallery:
         raise ConfigError(f"{args.root}: {split.name} has {len(split.query)} query and {len(split.gallery)} gallery images")
     model, load_seconds = _load_downstream(args)
@@ -313,7 +323,7 @@ def _run_attributes(args: argparse.Namespace) -> int:
     if not 0.0 <= threshold < 1.0:
         raise ConfigError(f"--threshold must be in [0, 1), got {threshold}")
     started = time.perf_counter()
-    dataset = read_attribute_dataset(args.dataset, args.root)
+    dataset = read_attribute_dataset(args.dataset, args.root, allow_outside_root=args.allow_outside_root)
     paths, _ = dataset.split(args.split)  # an unknown split fails before the model loads
     model, load_seconds = _load_downstream(args)
     if list(model.attribute_names) != list(dataset.attribute_names):
