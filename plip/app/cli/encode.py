@@ -31,10 +31,10 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ...data.images import find_images
     from ...errors import PlipError
     from ...inference.batching import encode_image_items
     from ...inference.embedding_files import EmbeddingFile, save_embeddings
-    from ...data.images import find_images
     from .common import apply_optimize, check_output_file, load_model_from_args, model_identity
 
     check_output_file(args.out, "--out")
@@ -53,10 +53,10 @@ def run(args: argparse.Namespace) -> int:
     if not result.kept:
         raise PlipError(f"none of the {len(rel)} images could be read; first: {result.failures[0][1]}")
     kept_ids = [rel[i] for i in result.kept]
-    save_embeddings(args.out, EmbeddingFile(result.embeddings, kept_ids, root=root, model=str(args.model),
-                                                 extra=identity))
+    gallery = EmbeddingFile(result.embeddings, kept_ids, root=root, model=str(args.model), extra=identity)
+    save_embeddings(args.out, gallery)
     print(f"wrote {args.out}: {len(kept_ids)} embeddings of size {result.embeddings.shape[1]}")
     if result.failures:
-        print(f"skipped {len(result.failures)} of {len(rel)} image(s) (unreadable or too large); "
-              f"first: {result.failures[0][1]}", file=sys.stderr)
+        print(f"skipped {len(result.failures)} unreadable image(s) of {len(rel)} (undecodable, missing or over "
+              f"the pixel limit); first: {result.failures[0][1]}", file=sys.stderr)
     return 0
