@@ -15,7 +15,6 @@ import re
 import runpy
 import subprocess
 import sys
-import warnings
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote
