@@ -8,6 +8,7 @@ The dataset-path cases of the issue live with the dataset readers' tests.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import json
 import os
@@ -435,3 +436,20 @@ def test_help_imports_no_torch(command):
     imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
     assert "plip.app.cli.main" in imported or "plip.app.cli" in imported
     assert not {name for name in imported if name == "torch" or name.startswith("torch.")}
+
+
+def test_the_official_rn50_shapes_are_evidence_for_its_heads_and_pooling():
+    """Oracle: the key/shape list of the released PLIP_RN50.pth.tar (tests/data); its shapes
+    equal the registered ``rn50`` architecture's, whose 8 pool heads, 12 BERT heads and pooler
+    output are the release's (PLIP_FACTS)."""
+    from plip.hub.official import infer_config
+
+    entries: dict[str, dict[str, torch.Tensor]] = {"ImgEncoder_state_dict": {}, "TxtEncoder_state_dict": {}}
+    for line in (REPO / "tests/data/official_checkpoint_keys.tsv").read_text().splitlines():
+        if line.startswith("#") or not line.strip():
+            continue
+        entry, key, shape = line.split("\t")
+        entries[entry][key] = torch.empty(ast.literal_eval(shape), device="meta")
+    config = infer_config(entries["ImgEncoder_state_dict"], entries["TxtEncoder_state_dict"], "PLIP_RN50.pth.tar")
+    assert config == PLIPConfig.rn50()
+    assert (config.vision.heads, config.text.num_attention_heads, config.text.pooling) == (8, 12, "pooler")
