@@ -1,6 +1,6 @@
 """Quickstart: load a model, embed a gallery, search it by text and by image.
 
-    python examples/quickstart.py                    # offline: a randomly initialised tiny model
+    python examples/quickstart.py                    # offline: plip-tiny-synth, shipped in the package
     python examples/quickstart.py --model plip-rn50  # the released weights (Hub, or a local folder / .pth.tar)
 """
 
@@ -32,17 +32,14 @@ def make_gallery(folder: Path, n: int = 12) -> list[Path]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", help="model name, folder or checkpoint (default: random tiny model, offline)")
+    parser.add_argument("--model", default="plip-tiny-synth",
+                        help="model name, folder or checkpoint (default: plip-tiny-synth, embedded, offline; "
+                             "trained on synthetic persons only)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        if args.model:
-            model = plip.load(args.model)
-        else:
-            print("No --model given: using a randomly initialised tiny PLIP (results are meaningless).")
-            plip.create_model(plip.PLIPConfig.tiny(image_size=(256, 128))).save_pretrained(tmp / "tiny")
-            model = plip.load(tmp / "tiny")
+        model = plip.load(args.model)
         print(f"model: {model.name_or_path}, embedding size {model.embed_dim}")
         print(f"preprocess: {model.preprocess}")
 

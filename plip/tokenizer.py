@@ -75,6 +75,31 @@ class PLIPTokenizer:
     def sep_token_id(self) -> int:
         return self.backend.token_to_id("[SEP]")
 
+    @property
+    def unk_token_id(self) -> int:
+        return self.backend.token_to_id("[UNK]")
+
+    def unusable(self, texts: Sequence[str], token_ids: Sequence[Sequence[int]] | None = None) -> list[tuple[int, str]]:
+        """``(index, reason)`` of every caption that carries no words the model knows.
+
+        A caption is unusable when it is empty or whitespace only (no tokens between [CLS]
+        and [SEP]) or when every token is [UNK] (text outside the vocabulary: Chinese, emoji
+        ... for bert-base-uncased). Its embedding would be the same for every such caption.
+        ``token_ids`` (from :meth:`encode`) avoids tokenising twice.
+        """
+        texts = _check_texts(texts)
+        ids = token_ids if token_ids is not None else self.encode(texts)
+        special = {self.cls_token_id, self.sep_token_id, self.pad_token_id}
+        unk = self.unk_token_id
+        out = []
+        for index, (text, row) in enumerate(zip(texts, ids)):
+            content = [t for t in row if t not in special]
+            if not content:
+                out.append((index, "is empty" if not text else "is whitespace only"))
+            elif all(t == unk for t in content):
+                out.append((index, f"has only unknown tokens for this vocabulary ({text[:40]!r})"))
+        return out
+
     # -- encoding -------------------------------------------------------------------------
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids of each text, with [CLS]/[SEP], truncated to ``max_length``."""

@@ -131,7 +131,23 @@ def main() -> None:
     params = sum(p.numel() for p in plip.load(target).parameters()) / 1e6
     (target / "README.md").write_text(model_card(numbers, params))
     (target / "metrics.json").write_text(json.dumps(numbers, indent=2) + "\n")
+    (target / "training_data.json").write_text(json.dumps(training_data(data), indent=2) + "\n")
     print(json.dumps(numbers, indent=2))
+
+
+def training_data(data: Path) -> dict:
+    """What plip.app.training_overlap reads: the generator, seed and ids trained / selected on."""
+    info = json.loads((data / "synth_info.json").read_text())
+    return {
+        "generator": info["generator"],
+        "command": f"plip synth --identities {info['identities']} --images-per-id {info['images_per_id']} "
+                   f"--seed {info['seed']}",
+        "seed": info["seed"],
+        "train_ids": info["split_ids"]["train"],
+        "val_ids": info["split_ids"]["val"],
+        "note": "persons the model was trained on (train) or selected on (val); `plip eval` / `plip demo` warn "
+                "when a synthetic gallery of the same seed holds any of them",
+    }
 
 
 if __name__ == "__main__":

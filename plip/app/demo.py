@@ -45,6 +45,7 @@ from ..errors import ConfigError, DataError
 from ..evaluation.chance import chance_retrieval_metrics
 from ..evaluation.text_retrieval import evaluate_text_to_image
 from ..inference.retrieval import retrieve
+from .training_overlap import training_overlap
 from .visualize import QueryRow, RetrievedImage, contact_sheet, relative_src, render_retrieval_html
 
 __all__ = [
@@ -53,13 +54,13 @@ __all__ = [
     "synthetic_caption_styles", "format_table", "format_metrics",
 ]
 
-DEFAULT_MODEL = "plip-tiny-synth"
-#: Seed of the generated gallery. Training runs of this project use other seeds, so the
-#: gallery's persons are unseen by the embedded model.
-DEFAULT_SEED = 2026
-DEFAULT_IDENTITIES = 100
-DEFAULT_IMAGES_PER_ID = 4
-DEFAULT_QUERIES = 8
+from .demo_defaults import (  # noqa: F401  (re-exported)
+    DEFAULT_IDENTITIES,
+    DEFAULT_IMAGES_PER_ID,
+    DEFAULT_MODEL,
+    DEFAULT_QUERIES,
+    DEFAULT_SEED,
+)
 KS = (1, 5, 10)
 
 HTML_FILE = "demo.html"
@@ -251,18 +252,60 @@ def select_queries(
 def _check_out(out: Path, gallery: Path | None) -> None:
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
-        raise ConfigError(f"--out {out} is a non-empty folder that plip demo did not write; choose another or empty it")
+    if out.is_dir():
+        _check_only_demo_files(out)
     if gallery is not None:
         g, o = gallery.resolve(), out.resolve()
         if g == o or o in g.parents:
             raise ConfigError(f"--out {out} contains the gallery {gallery}; the demo replaces its output folder")
 
 
+def _entries(folder: Path) -> list[str]:
+    """Every file, folder and link under ``folder`` (relative POSIX paths, links not followed)."""
+    found = []
+    for top, dirs, files in os.walk(folder):
+        for name in dirs + files:
+            found.append(Path(os.path.relpath(os.path.join(top, name), folder)).as_posix())
+    return sorted(found)
+
+
+def _write_marker(staging: Path) -> None:
+    """The marker lists every entry the demo wrote, so a later run replaces only those."""
+    entries = _entries(staging) + [MARKER]
+    payload = {"written_by": "plip demo", "note": "a later plip demo run may replace this folder if it "
+               "holds only these entries", "entries": sorted(set(entries))}
+    (staging / MARKER).write_text(json.dumps(payload, indent=0) + "\n", encoding="utf-8")
+
+
+def _check_only_demo_files(out: Path) -> None:
+    """Refuse to replace ``out`` unless it is empty or holds only what an earlier demo wrote."""
+    present = _entries(out)
+    if not present:
+        return
+    if MARKER not in present:
+        raise ConfigError(f"--out {out} is a non-empty folder that plip demo did not write; choose another or empty it")
+    try:
+        listed = set(json.loads((out / MARKER).read_text(encoding="utf-8"))["entries"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise ConfigError(
+            f"--out {out} was written by an older plip demo that kept no list of its files, so it cannot tell "
+            "them from yours; move what you want to keep and delete the folder, or choose another --out"
+        ) from None
+    foreign = [entry for entry in present if entry not in listed]
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        raise ConfigError(
+            f"--out {out} holds {len(foreign)} file(s) plip demo did not write ({shown}); the demo replaces its "
+            "whole output folder, so move them out or choose another --out"
+        )
+
+
 def _commit(staging: Path, out: Path) -> None:
-    """Move the finished ``staging`` folder to ``out``, replacing a previous demo output."""
+    """Move the finished ``staging`` folder to ``out``, replacing a previous demo output
+    (checked again here: files may have been added while the demo ran)."""
     old = None
     if out.exists():
+        _check_only_demo_files(out)
         old = out.with_name(f".{out.name}.old-{os.getpid()}")
         if old.exists():
             shutil.rmtree(old)
@@ -364,7 +407,6 @@ def run_demo(
         shutil.rmtree(staging)
     staging.mkdir()
     try:
-        (staging / MARKER).write_text("written by plip demo; a later run may replace this folder\n", encoding="utf-8")
         tic = time.perf_counter()
         styles: dict[tuple[int, str], str] = {}
         data: TextReIDSplit | None = None
@@ -388,6 +430,9 @@ def run_demo(
 
         workers = num_workers
         if data is not None:
+            overlap = training_overlap(model, data)
+            if overlap:
+                log(f"warning: {overlap}")
             data.check_files()
             if workers is None:
                 workers = 0 if data.num_images <= 1000 else min(4, os.cpu_count() or 1)
@@ -416,6 +461,7 @@ def run_demo(
         seconds["total"] = time.perf_counter() - started
         report_json = _report_json(name, where, data, counts, rows, html_rows, metrics, chance, out, seconds)
         (staging / JSON_FILE).write_text(json.dumps(report_json, indent=2) + "\n", encoding="utf-8")
+        _write_marker(staging)
         _commit(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

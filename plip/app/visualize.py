@@ -20,6 +20,7 @@ from ..data.images import load_image
 
 __all__ = [
     "RetrievedImage", "QueryRow", "ContactSheetLayout", "render_retrieval_html", "contact_sheet", "relative_src",
+    "rank_label", "LEGEND",
 ]
 
 HIT_COLOUR = (34, 160, 34)
@@ -119,8 +120,8 @@ class ContactSheetLayout:
     border: int = 4
     gap: int = 6
     text_width: int = 300
-    header_height: int = 28
-    label_height: int = 13  # the rank and label under each thumbnail
+    header_height: int = 44  # title, then the legend
+    label_height: int = 26  # two lines under each thumbnail: "#rank score", then the label
 
     @property
     def cell_width(self) -> int:
@@ -141,6 +142,16 @@ class ContactSheetLayout:
         left = self.text_width + column * self.cell_width
         top = self.header_height + row * self.row_height
         return left, top, left + self.thumb_size[1] + 2 * self.border, top + self.thumb_size[0] + 2 * self.border
+
+
+LEGEND = ("border: green = the query's person, red = someone else, grey = unknown;  "
+          "under each image: #rank and cosine score, then its id")
+
+
+def rank_label(hit: RetrievedImage) -> str:
+    """``#1 0.50``: the rank, then the score with two decimals (never run together with the id,
+    which is drawn on its own line)."""
+    return f"#{hit.rank} {hit.score:.2f}"
 
 
 def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
@@ -187,6 +198,7 @@ def contact_sheet(
     title_font, text_font, small = _font(14), _font(12), _font(10)
     if title:
         draw.text((layout.gap, 6), title, fill="black", font=title_font)
+    draw.text((layout.gap, 26), LEGEND, fill=(60, 60, 60), font=small)
     line_height = 14
     max_lines = max(1, (layout.row_height - 2 * layout.gap - line_height) // line_height)
     for r, row in enumerate(rows):
@@ -205,10 +217,11 @@ def contact_sheet(
             image = load_image(hit.image_path, where=f"query {r + 1}, hit {hit.rank}")
             thumb = ImageOps.pad(image, (thumb_size[1], thumb_size[0]), color=(255, 255, 255))
             sheet.paste(thumb, (left + layout.border, box_top + layout.border))
-            label = f"#{hit.rank} {hit.label}"
+            draw.text((left, bottom + 1), rank_label(hit), fill=(60, 60, 60), font=small)
+            label = hit.label
             while len(label) > 4 and draw.textlength(label, font=small) > right - left:
                 label = label[:-2] + "~"  # long file names: keep the start
-            draw.text((left, bottom + 1), label, fill=(60, 60, 60), font=small)
+            draw.text((left, bottom + 13), label, fill=(60, 60, 60), font=small)
     return sheet, layout
 
 

@@ -15,6 +15,10 @@ ImageInput = Union[str, os.PathLike, Image.Image, np.ndarray]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".ppm")
 
+#: Default limit on decoded pixels (width x height) of one image: PIL's own warning threshold
+#: (~89.5 M pixels, ~270 MB as RGB). Larger images are refused before decoding.
+DEFAULT_MAX_PIXELS: int = int(Image.MAX_IMAGE_PIXELS or 89_478_485)
+
 
 def to_rgb(image: Image.Image) -> Image.Image:
     """Convert any PIL mode (L, LA, P, RGBA, CMYK, I;16 ...) to RGB, as the official pipeline does."""
@@ -29,14 +33,24 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def load_image(item: Any, where: str = "image") -> Image.Image:
-    """Return ``item`` as an RGB PIL image; raise :class:`ImageLoadError` naming it otherwise."""
+def load_image(item: Any, where: str = "image", max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Return ``item`` as an RGB PIL image; raise :class:`ImageLoadError` naming it otherwise.
+
+    A file whose header declares more than ``max_pixels`` pixels is refused before it is
+    decoded (``None``: only PIL's own decompression-bomb limit applies).
+    """
     if isinstance(item, Image.Image):
         return to_rgb(item)
     if isinstance(item, (str, os.PathLike)):
         path = os.fspath(item)
         try:
             with Image.open(path) as handle:
+                width, height = handle.size
+                if max_pixels is not None and width * height > max_pixels:
+                    raise ImageLoadError(
+                        f"{where}: refused to decode {path}: {width}x{height} = {width * height} pixels "
+                        f"exceeds the limit of {max_pixels} pixels (max_pixels / --max-pixels)"
+                    )
                 handle.load()
                 return to_rgb(handle)
         except FileNotFoundError:
@@ -65,20 +79,46 @@ def _array_to_image(array: np.ndarray, where: str) -> Image.Image:
 
 
 def find_images(inputs: list[str]) -> tuple[str, list[str]]:
-    """(root, relative paths) of the images named by files and folders, sorted."""
-    paths: list[Path] = []
+    """(root, relative paths) of the images named by files and folders, sorted.
+
+    Folders are walked recursively, following symbolic links to folders and files (the
+    layout ``plip synth`` writes links its images); a link cycle is walked once. Paths keep
+    the names the user sees (links are not resolved).
+    """
+    paths: list[str] = []
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            paths += sorted(q for q in p.rglob("*") if q.is_file() and q.suffix.lower() in IMAGE_SUFFIXES)
+            paths += sorted(_walk_images(p))
         elif p.is_file():
-            paths.append(p)
+            paths.append(os.path.abspath(p))
+        elif p.is_symlink():
+            raise PlipError(f"{item}: a broken symbolic link (to {os.readlink(p)})")
         else:
             raise PlipError(f"{item}: no such file or folder")
     if not paths:
-        raise PlipError(f"no images found in {', '.join(inputs)} (looked for {', '.join(IMAGE_SUFFIXES)})")
-    absolute = [str(p.resolve()) for p in paths]
-    root = os.path.commonpath(absolute) if len(absolute) > 1 else os.path.dirname(absolute[0])
+        raise PlipError(
+            f"no images found in {', '.join(inputs)} (looked for {', '.join(IMAGE_SUFFIXES)}, "
+            "recursively, following symbolic links)"
+        )
+    root = os.path.commonpath(paths) if len(paths) > 1 else os.path.dirname(paths[0])
     if os.path.isfile(root):
         root = os.path.dirname(root)
-    return root, [os.path.relpath(p, root) for p in absolute]
+    return root, [os.path.relpath(p, root) for p in paths]
+
+
+def _walk_images(folder: Path) -> list[str]:
+    found: list[str] = []
+    seen: set[str] = set()
+    for top, dirs, files in os.walk(os.path.abspath(folder), followlinks=True):
+        real = os.path.realpath(top)
+        if real in seen:  # a link back to a folder already walked
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs.sort()
+        for name in files:
+            path = os.path.join(top, name)
+            if name.lower().endswith(IMAGE_SUFFIXES) and os.path.isfile(path):
+                found.append(path)
+    return found

@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from ..models.config import PreprocessConfig
-from .images import load_image
+from .images import DEFAULT_MAX_PIXELS, load_image
 
 _PIL_FILTERS = {
     "bicubic": Image.Resampling.BICUBIC,
@@ -26,10 +26,14 @@ _PIL_FILTERS = {
 
 
 class ImagePreprocess:
-    """Callable turning an image (path, PIL image or uint8 array) into a ``(3, H, W)`` tensor."""
+    """Callable turning an image (path, PIL image or uint8 array) into a ``(3, H, W)`` tensor.
 
-    def __init__(self, config: PreprocessConfig | None = None) -> None:
+    ``max_pixels`` bounds the decoded size of an image file (see :func:`~plip.data.images.load_image`).
+    """
+
+    def __init__(self, config: PreprocessConfig | None = None, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> None:
         self.config = config or PreprocessConfig()
+        self.max_pixels = max_pixels
         self.size = tuple(self.config.image_size)
         self._filter = _PIL_FILTERS[self.config.interpolation]
         self._scale = (1.0 / (255.0 * np.asarray(self.config.std, dtype=np.float32))).reshape(1, 1, 3)
@@ -52,7 +56,7 @@ class ImagePreprocess:
         return torch.from_numpy(np.ascontiguousarray(normalised.transpose(2, 0, 1)))
 
     def __call__(self, image: Any, where: str = "image") -> torch.Tensor:
-        return self.to_tensor(self.resize(load_image(image, where)))
+        return self.to_tensor(self.resize(load_image(image, where, max_pixels=self.max_pixels)))
 
     def __repr__(self) -> str:
         c = self.config

@@ -17,7 +17,7 @@ from typing import Mapping
 
 import torch
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, ConfigError
 from ..models.config import PLIPConfig, TextConfig, VisionConfig
 
 IMAGE_ENTRY = "ImgEncoder_state_dict"
@@ -67,12 +67,24 @@ def _clean(state: object, path: str, entry: str) -> dict[str, torch.Tensor]:
     return cleaned
 
 
-def infer_config(image: Mapping[str, torch.Tensor], text: Mapping[str, torch.Tensor], path: str = "checkpoint") -> PLIPConfig:
-    """Infer the architecture from tensor shapes.
+def infer_config(
+    image: Mapping[str, torch.Tensor],
+    text: Mapping[str, torch.Tensor],
+    path: str = "checkpoint",
+    *,
+    vision_heads: int | None = None,
+    text_heads: int | None = None,
+    pooling: str | None = None,
+) -> PLIPConfig:
+    """Infer the architecture of an official-layout checkpoint from evidence in it.
 
-    Shapes cannot tell the number of attention heads: the image pool uses 8 (PLIP-RN50) and
-    BERT uses hidden/64 (bert-base). The input size follows the positional embedding, assuming
-    the 2:1 (H:W) pedestrian aspect of PLIP. Pass an explicit config for anything else.
+    Sizes come from the tensor shapes. Shapes cannot tell the attention heads of the image
+    pool or of BERT, nor the text pooling: those are taken from a registered architecture
+    (:data:`plip.models.ARCHITECTURES`, e.g. ``rn50`` for ``PLIP_RN50.pth.tar``) whose
+    every size equals the checkpoint's, or from the arguments. A checkpoint that matches no
+    registered architecture needs all three arguments; without them a
+    :class:`~plip.errors.CheckpointError` names the options. The input size follows the
+    positional embedding, assuming the 2:1 (H:W) pedestrian aspect of PLIP.
     """
     try:
         width = int(image["conv3.weight"].shape[0])
@@ -94,17 +106,62 @@ def infer_config(image: Mapping[str, torch.Tensor], text: Mapping[str, torch.Ten
             f"{path}: attention-pool grid of {tokens} positions is not 2:1; pass a config with vision.image_size"
         )
     image_size = (grid_w * 2 * 32, grid_w * 32)
-    heads = 8  # PLIP's attention pool; not recoverable from shapes
+    sizes = dict(layers=layers, width=width, output_dim=output_dim, vocab_size=vocab, hidden_size=hidden,
+                 num_hidden_layers=n_layers, intermediate_size=intermediate, max_position_embeddings=max_pos,
+                 type_vocab_size=type_vocab)
+    known = _matching_architecture(sizes, image_size)
+    chosen = {
+        "vision_heads": vision_heads if vision_heads is not None else (known.vision.heads if known else None),
+        "text_heads": text_heads if text_heads is not None else (known.text.num_attention_heads if known else None),
+        "pooling": pooling if pooling is not None else (known.text.pooling if known else None),
+    }
+    missing = [name for name, value in chosen.items() if value is None]
+    if missing:
+        channels = width * 32
+        raise CheckpointError(
+            f"{path}: its shapes match no registered architecture, and shapes cannot tell "
+            f"{', '.join(missing)}. Give them: vision_heads (the image attention pool's heads: a divisor of "
+            f"{channels}, PLIP-RN50 uses 8), text_heads (BERT's heads: a divisor of {hidden}, bert-base uses "
+            f"hidden/64 = {max(1, hidden // 64)}), pooling ('pooler' = BERT's pooler output, the released PLIP, or "
+            "'mean'); e.g. `plip convert CKPT OUT --vision-heads 8 --text-heads 12 --pooling pooler`, "
+            "or a full config (plip convert --config, plip.load(path, config=...))"
+        )
     config = PLIPConfig(
-        vision=VisionConfig(layers=layers, width=width, heads=heads, image_size=image_size, output_dim=output_dim),
+        vision=VisionConfig(layers=layers, width=width, heads=int(chosen["vision_heads"]), image_size=image_size,
+                            output_dim=output_dim),
         text=TextConfig(
             vocab_size=vocab, hidden_size=hidden, num_hidden_layers=n_layers,
-            num_attention_heads=max(1, hidden // 64), intermediate_size=intermediate,
-            max_position_embeddings=max_pos, type_vocab_size=type_vocab,
+            num_attention_heads=int(chosen["text_heads"]), intermediate_size=intermediate,
+            max_position_embeddings=max_pos, type_vocab_size=type_vocab, pooling=str(chosen["pooling"]),
         ),
     )
     config.preprocess.image_size = image_size
-    return config.validate()
+    try:
+        return config.validate()
+    except ConfigError as err:
+        raise CheckpointError(f"{path}: {err}") from None
+
+
+def _matching_architecture(sizes: dict, image_size: tuple[int, int]) -> PLIPConfig | None:
+    """The config of the registered architecture whose every size equals ``sizes`` (heads and
+    pooling then come from it), or ``None``; several matches must agree on heads and pooling."""
+    from ..models.config import ARCHITECTURES
+
+    found: list[PLIPConfig] = []
+    for arch in ARCHITECTURES.values():
+        try:
+            candidate = arch.config(image_size=image_size, dim=sizes["output_dim"])
+        except ConfigError:
+            continue
+        v, t = candidate.vision, candidate.text
+        have = dict(layers=tuple(v.layers), width=v.width, output_dim=v.output_dim, vocab_size=t.vocab_size,
+                    hidden_size=t.hidden_size, num_hidden_layers=t.num_hidden_layers,
+                    intermediate_size=t.intermediate_size, max_position_embeddings=t.max_position_embeddings,
+                    type_vocab_size=t.type_vocab_size)
+        if have == sizes and v.last_stride == 2:
+            found.append(candidate)
+    keys = {(c.vision.heads, c.text.num_attention_heads, c.text.pooling) for c in found}
+    return found[0] if len(keys) == 1 else None
 
 
 def is_official_checkpoint_path(path: str | os.PathLike) -> bool:

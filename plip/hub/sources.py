@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,9 +46,18 @@ def resolve_source(
         repo, _, rev = spec[len(HUB_PREFIX):].partition("@")
         folder = download_from_hub(repo, revision or rev or "main", cache_dir=cache_dir)
         return ModelSource("folder", folder, folder / WEIGHTS_NAME)
-    if spec in MODELS:
-        return _registered_source(spec, revision, cache_dir)
     path = Path(spec).expanduser()
+    if spec in MODELS:
+        if (path / CONFIG_NAME).is_file():
+            # the README's `plip convert ... plip-rn50/` writes exactly such a folder
+            warnings.warn(
+                f"loading the local folder {path.resolve()}, not the registered model {spec!r} "
+                f"({MODELS[spec].source}); pass 'hf-hub:{MODELS[spec].hub_repo or 'org/repo'}' to load the "
+                "registered one",
+                stacklevel=3,
+            )
+            return ModelSource("folder", path, path / WEIGHTS_NAME, name=spec)
+        return _registered_source(spec, revision, cache_dir)
     if path.is_dir():
         return ModelSource("folder", path, path / WEIGHTS_NAME)
     if path.is_file():
@@ -76,10 +86,17 @@ def _registered_source(name: str, revision: str | None, cache_dir) -> ModelSourc
             hint = (
                 f" The original weights are {entry.official_source}; "
                 f"plip.load('PLIP_RN50.pth.tar') (or plip.backbone) uses that file directly, and "
-                f"`plip convert PLIP_RN50.pth.tar {name}/` turns it into a model folder."
+                f"`plip convert PLIP_RN50.pth.tar {name}/` turns it into a model folder, which "
+                f"plip.load({name!r}) then loads when run from the folder holding it."
             )
         raise ModelNotFoundError(f"{err}.{hint}") from None
     return ModelSource("folder", folder, folder / WEIGHTS_NAME, name=name)
+
+
+def download_command(repo: str, revision: str = "main") -> str:
+    """The shell command that puts ``repo@revision`` into the Hugging Face cache (the ``hf``
+    CLI of current huggingface_hub; ``huggingface-cli`` is no longer installed)."""
+    return f"hf download {repo} --revision {revision}"
 
 
 def _hub_offline() -> bool:
@@ -114,12 +131,12 @@ def download_from_hub(repo: str, revision: str = "main", cache_dir: str | os.Pat
             if offline:
                 raise ModelNotFoundError(
                     f"hf-hub:{repo}@{revision} is not in the local cache and HF_HUB_OFFLINE is set: "
-                    f"download it once online (`huggingface-cli download {repo}`), or copy a model "
+                    f"download it once online (`{download_command(repo, revision)}`), or copy a model "
                     f"folder here and pass its path to plip.load"
                 ) from None
             raise ModelNotFoundError(
                 f"hf-hub:{repo}@{revision} could not be downloaded (no connection to "
-                f"{endpoint or 'https://huggingface.co'})"
+                f"{endpoint or 'https://huggingface.co'}; on a machine with one: `{download_command(repo, revision)}`)"
             ) from None
         except EntryNotFoundError:  # after LocalEntryNotFoundError, its subclass
             if filename in TOKENIZER_FILES:

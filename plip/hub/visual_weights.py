@@ -107,5 +107,6 @@ def _from_folder(folder: Path, label: str, weights: Path | None = None) -> Visua
 
 def _from_official(path: Path) -> VisualWeights:
     image, text = read_official_checkpoint(path)
-    config = infer_config(image, text, str(path))
+    # only the image tower is used: BERT's heads and pooling cannot matter here
+    config = infer_config(image, text, str(path), text_heads=1, pooling="pooler")
     return VisualWeights(config.vision, config.preprocess, image, str(path))

@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 from ..errors import ImageLoadError, PlipError
 from ..utils.modes import eval_mode
 from . import graphs
+from .checks import check_finite_rows
 from .micro_batch import image_micro_batch
 
 if TYPE_CHECKING:
@@ -169,6 +170,7 @@ def encode_image_items(
                 kept += [i for i, _ in good]
             bar.update(len(items))
     embeddings = torch.cat(outputs) if outputs else torch.empty(0, model.embed_dim)
+    check_finite_rows(embeddings, "image", [labels[i] if labels is not None else None for i in kept], kept)
     if normalize:
         embeddings = F.normalize(embeddings, dim=-1)
     return ImageEncoding(embeddings, kept, failures)
@@ -205,6 +207,11 @@ def encode_texts(
     token_ids = model.tokenizer.encode(texts)
     if not token_ids:
         return torch.empty(0, model.embed_dim)
+    unusable = model.tokenizer.unusable(texts, token_ids)
+    if unusable:
+        index, reason = unusable[0]
+        more = f" ({len(unusable) - 1} more)" if len(unusable) > 1 else ""
+        raise PlipError(f"caption at index {index} {reason}: nothing to embed{more}")
     order = sorted(range(len(token_ids)), key=lambda i: len(token_ids[i]))
     embeddings = torch.empty(len(token_ids), model.embed_dim)
     with eval_mode(model), tqdm(total=len(order), desc="texts", unit="txt", disable=not progress) as bar:
@@ -214,4 +221,5 @@ def encode_texts(
             out = embed_token_batch(model, batch["input_ids"], batch["attention_mask"])
             embeddings[torch.as_tensor(rows)] = out.cpu()
             bar.update(len(rows))
+    check_finite_rows(embeddings, "caption", None)
     return F.normalize(embeddings, dim=-1) if normalize else embeddings

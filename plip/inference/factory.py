@@ -8,6 +8,7 @@ interpolation, mean and std) and ``model.tokenizer`` (its vocabulary and ``max_l
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import torch
 
@@ -19,6 +20,7 @@ from ..hub.sources import resolve_source
 from ..hub.state_dict import load_state_dict_strict
 from ..models.config import PLIPConfig
 from ..tokenizer import PLIPTokenizer
+from .checks import check_finite_state
 from .model import PLIPModel
 
 __all__ = ["create_model", "load"]
@@ -114,18 +116,22 @@ def _load_fp32(spec: str, revision: str | None, cache_dir: str | os.PathLike | N
     if source.kind == "official":
         return load_official(source.path, config=config)
     contents = read_folder(source.path)
+    check_finite_state(contents.state_dict, str(contents.weights_path))
     model = create_model(contents.config, tokenizer=contents.tokenizer)
     load_state_dict_strict(model, contents.state_dict, str(contents.weights_path))
     model.name_or_path = source.name or str(source.path)
     return model
 
 
-def load_official(path: str | os.PathLike, config: PLIPConfig | None = None) -> PLIPModel:
+def load_official(path: str | os.PathLike, config: PLIPConfig | None = None, **overrides: Any) -> PLIPModel:
     """Build a :class:`PLIPModel` from an official checkpoint (strict; architecture inferred
-    from the shapes unless ``config`` is given)."""
+    from the checkpoint unless ``config`` is given; ``overrides`` are
+    :func:`~plip.hub.official.infer_config`'s ``vision_heads``, ``text_heads`` and ``pooling``)."""
     path = os.fspath(path)
     image, text = read_official_checkpoint(path)
-    model = create_model(config or infer_config(image, text, path))
+    check_finite_state(image, f"{path} [{IMAGE_ENTRY}]")
+    check_finite_state(text, f"{path} [{TEXT_ENTRY}]")
+    model = create_model(config or infer_config(image, text, path, **overrides))
     load_state_dict_strict(model.visual, image, f"{path} [{IMAGE_ENTRY}]")
     load_state_dict_strict(model.text, text, f"{path} [{TEXT_ENTRY}]")
     model.name_or_path = path

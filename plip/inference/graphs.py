@@ -37,6 +37,7 @@ import torch
 
 from ..errors import PlipError
 from ..utils.modes import eval_mode
+from .checks import check_finite_state
 from .micro_batch import image_micro_batch
 
 if TYPE_CHECKING:
@@ -113,6 +114,9 @@ def build_graphs(
             f"optimize_for_inference builds CPU float32 graphs; this model is {model.dtype} on {model.device} "
             "(on a GPU use plip.load(..., dtype=torch.float16) instead)"
         )
+    # a traced graph folds NaN batch-norm statistics into constants that can give identical
+    # finite outputs for every image, which the embedding check cannot see
+    check_finite_state(model.state_dict(), f"model {model.name_or_path or ''}".strip())
     with eval_mode(model):
         size = tuple(model.config.vision.image_size)
         graph = None

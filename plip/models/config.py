@@ -200,9 +200,40 @@ class PLIPConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "config") -> "PLIPConfig":
+        """Build a config from its JSON form; ``source`` (the file) is named in every error.
+
+        Every section and field must be present: a missing one is a :class:`ConfigError`
+        naming it (a default would silently change the model). The exceptions are fields in
+        :data:`FIELDS_ADDED` missing from a file written before they existed (its
+        ``_plip_version``): those take their default, listed in one warning. ``model_type``
+        may be omitted (it has one legal value).
+        """
         if not isinstance(data, dict):
             raise ConfigError(f"{source}: expected a JSON object, got {type(data).__name__}")
         sections = {"vision": VisionConfig, "text": TextConfig, "preprocess": PreprocessConfig}
+        written_by = _version_tuple(data.get("_plip_version"))
+        defaulted: list[str] = []
+        for name, section_cls in sections.items():
+            if name not in data:
+                raise ConfigError(f"{source}: missing section {name!r} (expected {', '.join(sections)})")
+            if not isinstance(data[name], dict):
+                continue  # build_dataclass names the type error
+            for f in dataclasses.fields(section_cls):
+                key = f"{name}.{f.name}"
+                if f.name in data[name]:
+                    continue
+                since = FIELDS_ADDED.get(key)
+                if since is None or written_by >= _version_tuple(since):
+                    raise ConfigError(f"{source}: missing field {key!r}")
+                defaulted.append(f"{key} (added in {since}) = {getattr(section_cls(), f.name)!r}")
+        if defaulted:
+            import warnings
+
+            warnings.warn(
+                f"{source} was written by plip {data.get('_plip_version', '< 0.1.0')}, before these fields existed; "
+                f"using their defaults: {'; '.join(defaulted)}",
+                stacklevel=2,
+            )
         kwargs: dict[str, Any] = {}
         for key, value in data.items():
             if key in sections:
@@ -215,7 +246,10 @@ class PLIPConfig:
                 continue  # metadata such as _plip_version
             else:
                 raise ConfigError(f"{source}: unknown key {key!r}")
-        return cls(**kwargs).validate()
+        try:
+            return cls(**kwargs).validate()
+        except ConfigError as err:
+            raise ConfigError(f"{source}: {err}") from None
 
     def save(self, path: str | os.PathLike) -> None:
         from ..utils.io import atomic_write_text
@@ -305,6 +339,21 @@ register_architecture(
     text=dict(num_hidden_layers=2, max_position_embeddings=128, pooling="mean"),
     image_size=(128, 64), dim=64, text_head_dim=32,
 )
+
+
+#: Config fields added after the first format (``"section.field"`` -> the plip version that
+#: first wrote them). A file written by an older version may lack them; they then take their
+#: default with a warning. Every other missing field is an error.
+FIELDS_ADDED: dict[str, str] = {"vision.pool": "0.2.0"}
+
+
+def _version_tuple(version: Any) -> tuple[int, ...]:
+    """``"0.1.0"`` -> ``(0, 1, 0)`` (numeric prefix: ``"0.2.0.dev1"`` -> ``(0, 2, 0)``);
+    absent or unparsable -> ``(0,)``, older than every release."""
+    import re
+
+    match = re.match(r"\d+(?:\.\d+)*", version.strip()) if isinstance(version, str) else None
+    return tuple(int(p) for p in match.group(0).split(".")) if match else (0,)
 
 
 def _version() -> str:

@@ -59,3 +59,27 @@ def apply_optimize(model, args: argparse.Namespace):
     except Exception as error:  # pragma: no cover - depends on the torch build
         print(f"note: image graph not built ({type(error).__name__}: {error}); encoding eagerly", file=sys.stderr)
         return model
+
+
+def check_output_file(path: str, option: str) -> None:
+    """Fail before any work when ``path`` cannot be written as a file (a folder, or a missing
+    parent folder), naming ``option``."""
+    from pathlib import Path
+
+    from ...errors import PlipError
+
+    target = Path(path)
+    if target.is_dir():
+        raise PlipError(f"{option} {path} is a folder; give a file name (e.g. {target / 'gallery.safetensors'})")
+    if not target.parent.is_dir():
+        raise PlipError(f"{option} {path}: folder {target.parent} does not exist")
+
+
+FINGERPRINT_KEY = "model_fingerprint"
+
+
+def model_identity(model) -> dict[str, str]:
+    """What a gallery file records about the model that wrote it (see ``plip search``)."""
+    from ...evaluation.text_retrieval import model_fingerprint
+
+    return {FINGERPRINT_KEY: model_fingerprint(model), "model_dtype": str(model.dtype).replace("torch.", "")}

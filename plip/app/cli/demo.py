@@ -6,7 +6,7 @@ import argparse
 
 
 def register(subparsers) -> None:
-    from ..demo import DEFAULT_IDENTITIES, DEFAULT_MODEL, DEFAULT_QUERIES, DEFAULT_SEED
+    from ..demo_defaults import DEFAULT_IDENTITIES, DEFAULT_MODEL, DEFAULT_QUERIES, DEFAULT_SEED
     from .common import add_model_args
 
     parser = subparsers.add_parser(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
+
 
 def register(subparsers) -> None:
     from .common import add_model_args, add_optimize_arg, add_runtime_arg
@@ -20,7 +20,11 @@ def register(subparsers) -> None:
     parser.add_argument("--out", "-o", required=True, help="output .safetensors file")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="decoding processes")
-    parser.add_argument("--skip-bad", action="store_true", help="skip unreadable images (counted at the end)")
+    parser.add_argument("--skip-bad", action="store_true",
+                        help="skip unreadable or oversized images (counted at the end) and write the rest")
+    parser.add_argument("--max-pixels", type=int, default=None, metavar="N",
+                        help="refuse images of more than N decoded pixels (width x height) before decoding "
+                             "(default: ~89.5M, PIL's limit)")
     parser.add_argument("--no-progress", action="store_true")
     add_optimize_arg(parser)
     add_runtime_arg(parser)
@@ -28,15 +32,21 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ...data.images import find_images
     from ...errors import PlipError
     from ...inference.batching import encode_image_items
     from ...inference.embedding_files import EmbeddingFile, save_embeddings
-    from .common import apply_optimize, load_model_from_args
+    from .common import apply_optimize, check_output_file, load_model_from_args, model_identity
 
-    from ...data.images import find_images
-
+    check_output_file(args.out, "--out")
+    if args.max_pixels is not None and args.max_pixels < 1:
+        raise PlipError(f"--max-pixels must be >= 1, got {args.max_pixels}")
     root, rel = find_images(args.images)
-    model = apply_optimize(load_model_from_args(args), args)
+    model = load_model_from_args(args)
+    identity = model_identity(model)
+    model = apply_optimize(model, args)
+    if args.max_pixels is not None:
+        model.preprocess.max_pixels = args.max_pixels
     result = encode_image_items(
         model, [os.path.join(root, r) for r in rel], labels=rel, batch_size=args.batch_size,
         num_workers=args.workers, skip_bad=args.skip_bad, progress=not args.no_progress,
@@ -44,8 +54,10 @@ def run(args: argparse.Namespace) -> int:
     if not result.kept:
         raise PlipError(f"none of the {len(rel)} images could be read; first: {result.failures[0][1]}")
     kept_ids = [rel[i] for i in result.kept]
-    save_embeddings(args.out, EmbeddingFile(result.embeddings, kept_ids, root=root, model=str(args.model)))
+    gallery = EmbeddingFile(result.embeddings, kept_ids, root=root, model=str(args.model), extra=identity)
+    save_embeddings(args.out, gallery)
     print(f"wrote {args.out}: {len(kept_ids)} embeddings of size {result.embeddings.shape[1]}")
     if result.failures:
-        print(f"skipped {len(result.failures)} unreadable image(s); first: {result.failures[0][1]}", file=sys.stderr)
+        print(f"skipped {len(result.failures)} unreadable image(s) of {len(rel)} (undecodable, missing or over "
+              f"the pixel limit); first: {result.failures[0][1]}", file=sys.stderr)
     return 0

@@ -198,6 +198,11 @@ def _run_text_retrieval(args: argparse.Namespace) -> int:
     tic = time.perf_counter()
     model = apply_optimize(load_model_from_args(args), args)
     load_seconds = time.perf_counter() - tic
+    from ..training_overlap import training_overlap
+
+    overlap = training_overlap(model, split)
+    if overlap:
+        print(f"warning: {overlap}", file=sys.stderr)
     result = evaluate_text_to_image(
         model, split,
         batch_size=args.batch_size, text_batch_size=args.text_batch_size, num_workers=args.workers,

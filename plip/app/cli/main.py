@@ -33,7 +33,11 @@ SUBCOMMANDS: tuple[str, ...] = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The ``plip`` parser. Only the subcommand named in ``argv`` is built in full when its
+    module sets ``HELP`` (its options need heavy imports, e.g. ``train``); the others
+    are listed from ``HELP``, so that ``plip --help`` never imports torch."""
+    chosen = next((a for a in (sys.argv[1:] if argv is None else argv) if not a.startswith("-")), None)
     parser = argparse.ArgumentParser(
         prog="plip",
         description="Pretrained person encoders (PLIP): encode, search, evaluate, train.",
@@ -42,12 +46,16 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
     for name in SUBCOMMANDS:
-        importlib.import_module(f"{__package__}.{name}").register(subparsers)
+        module = importlib.import_module(f"{__package__}.{name}")
+        if name != chosen and hasattr(module, "HELP"):
+            subparsers.add_parser(name, help=module.HELP)
+        else:
+            module.register(subparsers)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)

@@ -20,6 +20,8 @@ def register(subparsers) -> None:
     parser.add_argument("--top-k", "-k", type=int, default=10)
     parser.add_argument("--html", help="write an HTML page with the hits' thumbnails")
     parser.add_argument("--json", help="write the hits as JSON")
+    parser.add_argument("--allow-model-mismatch", action="store_true",
+                        help="search a gallery that another model (or dtype) encoded (its scores are not comparable)")
     parser.set_defaults(func=run)
 
 
@@ -30,12 +32,15 @@ def run(args: argparse.Namespace) -> int:
     from ...inference.embedding_files import load_embeddings
     from ...inference.retrieval import retrieve
     from ...utils.io import atomic_write_text
-    from .common import load_model_from_args
+    from .common import check_output_file, load_model_from_args
 
     if not args.query and not args.image:
         raise PlipError("give at least one text query or --image")
     if args.top_k < 1:
         raise PlipError(f"--top-k must be >= 1, got {args.top_k}")
+    for option, path in (("--json", args.json), ("--html", args.html)):
+        if path:
+            check_output_file(path, option)
     gallery = load_embeddings(args.gallery)
     model = load_model_from_args(args)
     if gallery.embeddings.shape[1] != model.embed_dim:
@@ -43,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
             f"{args.gallery}: embeddings of size {gallery.embeddings.shape[1]} do not match the model's "
             f"{model.embed_dim} (was it encoded with another model: {gallery.model or 'unknown'}?)"
         )
+    _check_same_model(gallery, model, args)
     labels = list(args.query) + [f"[image] {p}" for p in args.image]
     parts = []
     if args.query:
@@ -72,3 +78,28 @@ def run(args: argparse.Namespace) -> int:
         atomic_write_text(args.html, page)
         print(f"\nwrote {args.html}")
     return 0
+
+
+def _check_same_model(gallery, model, args: argparse.Namespace) -> None:
+    """A gallery encoded by another model (same width or not) is refused unless
+    ``--allow-model-mismatch``; one without a fingerprint (older plip) gets a note."""
+    import sys
+
+    from ...errors import PlipError
+    from .common import FINGERPRINT_KEY, model_identity
+
+    recorded = gallery.extra.get(FINGERPRINT_KEY)
+    if not recorded:
+        print(f"note: {args.gallery} records no model fingerprint (written by an older plip); "
+              "cannot check that it was encoded by this model", file=sys.stderr)
+        return
+    mine = model_identity(model)
+    if mine[FINGERPRINT_KEY] == recorded:
+        return
+    what = (f"{args.gallery} was encoded by {gallery.model or 'another model'} "
+            f"({gallery.extra.get('model_dtype', '?')}, fingerprint {recorded[:12]}), not by {args.model} "
+            f"({mine['model_dtype']}, fingerprint {mine[FINGERPRINT_KEY][:12]})")
+    if not args.allow_model_mismatch:
+        raise PlipError(f"{what}: its scores against this model's queries mean nothing. Encode the gallery "
+                        "with this model, or pass --allow-model-mismatch")
+    print(f"warning: {what}; searching anyway (--allow-model-mismatch)", file=sys.stderr)

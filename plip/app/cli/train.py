@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import argparse
 
-from ...training.cli import EPILOG, IntermixedArgumentParser, add_arguments
-from ...training.cli import run as _run
+#: The line ``plip --help`` shows; setting it lets ``plip --help`` skip :func:`register`
+#: (the training options import torch).
+HELP = "train a task (pretrain, finetune, ...) on one CPU/GPU or under torchrun"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from ...training.cli import EPILOG, IntermixedArgumentParser, add_arguments
+
     parser = subparsers.add_parser(
         "train",
-        help="train a task (pretrain, finetune, ...) on one CPU/GPU or under torchrun",
+        help=HELP,
         description="Train a plip task. Runs unchanged on one CPU, one GPU, or many processes "
                     "launched by torchrun.",
         epilog=EPILOG,
@@ -28,4 +31,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ...training.cli import run as _run
+
     return _run(args)
