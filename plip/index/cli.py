@@ -76,6 +76,7 @@ def load_model(args: argparse.Namespace, stored_name: str | None = None, optimiz
 
     from ..errors import PlipError
     from ..inference import load
+    from ..inference.graphs import apply_optimize_mode
 
     name = args.model or stored_name
     if not name:
@@ -85,24 +86,7 @@ def load_model(args: argparse.Namespace, stored_name: str | None = None, optimiz
         local = int(os.environ.get("LOCAL_RANK", 0))
         device = f"cuda:{local}" if torch.cuda.is_available() else "cpu"
     model = load(name, device=device, dtype=args.dtype)
-    return _apply_optimize(model, args.optimize) if optimize else model
-
-
-def _apply_optimize(model, mode: str):
-    """``--optimize`` as ``plip encode`` applies it: auto = trace for a float32 CPU model."""
-    import torch
-
-    if mode == "none":
-        return model
-    if mode != "auto":
-        return model.optimize_for_inference(image=mode)
-    if model.device.type != "cpu" or model.dtype != torch.float32:
-        return model
-    try:
-        return model.optimize_for_inference(image="trace")
-    except Exception as error:  # pragma: no cover - depends on the torch build
-        print(f"note: image graph not built ({type(error).__name__}: {error}); encoding eagerly", file=sys.stderr)
-        return model
+    return apply_optimize_mode(model, args.optimize) if optimize else model
 
 
 def _read_metadata(path: str | None) -> dict[str, dict] | None:

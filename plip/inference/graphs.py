@@ -43,7 +43,7 @@ from .micro_batch import image_micro_batch
 if TYPE_CHECKING:
     from .model import PLIPModel
 
-__all__ = ["InferenceGraphs", "build_graphs", "register_runtime", "RUNTIMES", "fingerprint", "image_graph", "text_module", "is_optimized"]
+__all__ = ["InferenceGraphs", "build_graphs", "apply_optimize_mode", "register_runtime", "RUNTIMES", "fingerprint", "image_graph", "text_module", "is_optimized"]
 
 TextMode = Literal["int8"]
 _MAX_COMPILED_BATCH = 16
@@ -215,3 +215,19 @@ def text_module(model: "PLIPModel") -> torch.nn.Module | None:
     """The quantised text encoder, or ``None`` (not built or stale)."""
     graphs = _valid_graphs(model)
     return None if graphs is None else graphs.text
+
+
+def apply_optimize_mode(model: "PLIPModel", mode: str) -> "PLIPModel":
+    """The ``--optimize`` policy of the commands: ``none``; ``trace`` / ``compile`` as asked;
+    ``auto`` = the exact traced image graph for a float32 CPU model (else eager)."""
+    if mode == "none":
+        return model
+    if mode != "auto":
+        return model.optimize_for_inference(image=mode)
+    if model.device.type != "cpu" or model.dtype != torch.float32:
+        return model
+    try:
+        return model.optimize_for_inference(image="trace")
+    except Exception as error:  # pragma: no cover - depends on the torch build
+        warnings.warn(f"image graph not built ({type(error).__name__}: {error}); encoding eagerly", stacklevel=2)
+        return model

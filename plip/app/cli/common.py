@@ -40,25 +40,31 @@ def add_optimize_arg(parser: argparse.ArgumentParser) -> None:
 
 def apply_optimize(model, args: argparse.Namespace):
     """Build the image graph that ``--optimize`` asks for (an explicit mode on a model that is
-    not float32 on the CPU is a PlipError); ``auto`` falls back to eager with a note."""
-    import sys
+    not float32 on the CPU is a PlipError); ``auto`` falls back to eager with a warning."""
+    from ...inference.graphs import apply_optimize_mode
 
-    import torch
-
-    mode = args.optimize
     if getattr(args, "runtime", "torch") == "onnxruntime":
         return model  # its graphs are onnxruntime's (plip.load(..., runtime=...))
-    if mode == "none":
-        return model
-    if mode != "auto":
-        return model.optimize_for_inference(image=mode)
-    if model.device.type != "cpu" or model.dtype != torch.float32:
-        return model
-    try:
-        return model.optimize_for_inference(image="trace")
-    except Exception as error:  # pragma: no cover - depends on the torch build
-        print(f"note: image graph not built ({type(error).__name__}: {error}); encoding eagerly", file=sys.stderr)
-        return model
+    return apply_optimize_mode(model, args.optimize)
+
+
+def write_hit_report(report: list[dict], *, json_path: str | None, html_path: str | None, title: str) -> None:
+    """``--json`` / ``--html`` of the search commands: ``report`` is ``[{"query", "hits": [{rank, score,
+    id, path, ...}]}]``."""
+    import json
+    from pathlib import Path
+
+    from ...utils.io import atomic_write_text
+    from ..visualize import QueryRow, RetrievedImage, relative_src, render_retrieval_html
+
+    if json_path:
+        atomic_write_text(json_path, json.dumps(report, indent=2) + "\n")
+    if html_path:
+        rows = [QueryRow(entry["query"], [RetrievedImage(h["rank"], h["path"], h["score"], h["id"]) for h in entry["hits"]])
+                for entry in report]
+        page = render_retrieval_html(rows, title=title, image_src=relative_src(Path(html_path).resolve().parent))
+        atomic_write_text(html_path, page)
+        print(f"\nwrote {html_path}")
 
 
 def check_output_file(path: str, option: str) -> None:

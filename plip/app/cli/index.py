@@ -73,14 +73,11 @@ def _export_parser(commands) -> None:
 
 # -- commands --------------------------------------------------------------------------
 def run_search(args: argparse.Namespace) -> int:
-    import json
-    from pathlib import Path
-
     import numpy as np
 
     from ...errors import PlipError
     from ...index import Index
-    from ...utils.io import atomic_write_text
+    from .common import write_hit_report
 
     if not args.query and not args.image and not args.embedding:
         raise PlipError("give at least one text query, --image or --embedding")
@@ -110,17 +107,7 @@ def run_search(args: argparse.Namespace) -> int:
         report.append({"query": label, "hits": [
             {"rank": h.rank, "score": h.score, "id": h.id, "path": h.path, "metadata": h.metadata} for h in hits
         ]})
-    if args.json:
-        atomic_write_text(args.json, json.dumps(report, indent=2) + "\n")
-    if args.html:
-        from ..visualize import QueryRow, RetrievedImage, relative_src, render_retrieval_html
-
-        rows = [QueryRow(entry["query"], [RetrievedImage(h["rank"], h["path"], h["score"], h["id"]) for h in entry["hits"]])
-                for entry in report]
-        page = render_retrieval_html(rows, title=f"plip index search: {args.index}",
-                                     image_src=relative_src(Path(args.html).resolve().parent))
-        atomic_write_text(args.html, page)
-        print(f"\nwrote {args.html}")
+    write_hit_report(report, json_path=args.json, html_path=args.html, title=f"plip index search: {args.index}")
     return 0
 
 

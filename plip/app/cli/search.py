@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 
 def register(subparsers) -> None:
@@ -26,13 +25,10 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
-
     from ...errors import PlipError
     from ...inference.embedding_files import load_embeddings
     from ...inference.retrieval import retrieve
-    from ...utils.io import atomic_write_text
-    from .common import check_output_file, load_model_from_args
+    from .common import check_output_file, load_model_from_args, write_hit_report
 
     if not args.query and not args.image:
         raise PlipError("give at least one text query or --image")
@@ -66,17 +62,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {rank:>3}  {score:.4f}  {gallery.ids[idx]}")
             hits.append({"rank": rank, "score": score, "id": gallery.ids[idx], "path": gallery.path_of(idx)})
         report.append({"query": label, "hits": hits})
-    if args.json:
-        atomic_write_text(args.json, json.dumps(report, indent=2) + "\n")
-    if args.html:
-        from ..visualize import QueryRow, RetrievedImage, relative_src, render_retrieval_html
-
-        rows = [QueryRow(entry["query"], [RetrievedImage(h["rank"], h["path"], h["score"], h["id"]) for h in entry["hits"]])
-                for entry in report]
-        page = render_retrieval_html(rows, title=f"plip search: {args.gallery}",
-                                     image_src=relative_src(Path(args.html).resolve().parent))
-        atomic_write_text(args.html, page)
-        print(f"\nwrote {args.html}")
+    write_hit_report(report, json_path=args.json, html_path=args.html, title=f"plip search: {args.gallery}")
     return 0
 
 
