@@ -259,3 +259,21 @@ def test_backbone_is_a_modified_resnet_with_official_key_names(tiny_config):
     assert isinstance(net, PLIPBackbone)
     assert {"conv1.weight", "layer4.0.downsample.0.weight", "attnpool.positional_embedding"} <= set(net.state_dict())
     assert VisionConfig().image_size == (256, 128)
+
+
+def test_person_shaped_train_transform():
+    """plip.data.transforms.train_transform: without augmentation it is exactly PLIP's
+    preprocessing (plain bicubic resize + SYNTH-PEDES normalisation, no aspect-changing crop);
+    with flip forced it is the mirror image."""
+    from plip.data.transforms import ImagePreprocess, train_transform
+
+    rng = np.random.default_rng(1)
+    image = Image.fromarray(rng.integers(0, 256, (150, 61, 3), dtype=np.uint8))
+    config = PLIPConfig.tiny().preprocess
+    plain = train_transform(config, flip=False)(image)
+    torch.testing.assert_close(plain, ImagePreprocess(config)(image), rtol=0, atol=1e-6)
+    assert plain.shape == (3, *config.image_size)
+    torch.manual_seed(0)
+    flipped = [train_transform(config, flip=True)(image) for _ in range(8)]
+    assert any(torch.allclose(f, plain.flip(-1), atol=1e-6) for f in flipped)
+    assert all(torch.allclose(f, plain, atol=1e-6) or torch.allclose(f, plain.flip(-1), atol=1e-6) for f in flipped)

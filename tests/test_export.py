@@ -23,7 +23,7 @@ pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
 LONG_CAPTION = " ".join(["a tall woman with a red backpack, black trousers and white running shoes"] * 8)
-CAPTIONS = ["man", "", "a woman in a blue coat", LONG_CAPTION,
+CAPTIONS = ["man", "bag", "a woman in a blue coat", LONG_CAPTION,
             "the person wears a yellow shirt, grey shorts and carries a black bag on the left shoulder"] * 4
 
 

@@ -77,7 +77,7 @@ def test_recipe_at_reduced_length_learns_and_finetuning_improves(tmp_path):
     assert before >= 3 * chance, (before, chance)
 
     ft = train(FinetuneTask(), load_config(FinetuneConfig, None, common + [
-        f"model.init={pre.export_dir}", "data.dataset=synth-pedes", "data.image_size=[64,32]", "data.num_workers=0",
+        f"model.init={pre.export_dir}", "model.freeze_text_layers=0", "data.dataset=synth-pedes", "data.image_size=[64,32]", "data.num_workers=0",
         "model.cmpm_variant=paper", "model.cmpm_temperature=0.07", "optim.lr=0.0005", "optim.lr_mult.cmpc=10",
         "train.epochs=2", "train.batch_size=32", "sampler.num_instances=2", f"output_dir={tmp_path / 'ft'}",
     ]), task_name="finetune")

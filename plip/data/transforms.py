@@ -8,7 +8,7 @@ never the default.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -64,3 +64,45 @@ class ImagePreprocess:
             f"ImagePreprocess(size={self.size}, interpolation={c.interpolation!r}, "
             f"mean={tuple(c.mean)}, std={tuple(c.std)})"
         )
+
+
+def train_transform(
+    preprocess: PreprocessConfig,
+    *,
+    flip: bool = True,
+    pad: int = 0,
+    random_erasing: float = 0.0,
+) -> Callable:
+    """PIL image -> augmented, normalised ``(3, H, W)`` tensor: person-shaped training augmentation.
+
+    Plain resize to the model's (H, W) (no aspect-changing crop such as ImageNet's
+    RandomResizedCrop, which distorts pedestrians), then the ReID baselines' flip / pad + crop
+    / random erasing, then PLIP's normalisation. Use it with timm or your own loop:
+    ``train_transform(model.preprocess_config, pad=10, random_erasing=0.5)`` is BoT's recipe.
+
+    Args:
+        preprocess: input size, mean, std and interpolation (the backbone's).
+        flip: random horizontal flip (p = 0.5).
+        pad: zero-pad by this many pixels, then randomly crop back to the input size (0: off).
+        random_erasing: probability of erasing a random rectangle (area 2-40 %, aspect
+            0.3-3.3, as BoT), filled with 0 after normalisation (the mean colour).
+    """
+    from torchvision import transforms as T
+
+    interpolation = T.InterpolationMode(preprocess.interpolation)
+    size = tuple(preprocess.image_size)
+    steps: list[Callable] = [T.Resize(size, interpolation=interpolation)]
+    if flip:
+        steps.append(T.RandomHorizontalFlip(0.5))
+    if pad > 0:
+        steps += [T.Pad(pad), T.RandomCrop(size)]
+    normalise = ImagePreprocess(preprocess)
+    steps.append(normalise.to_tensor)
+    if random_erasing > 0:
+        steps.append(T.RandomErasing(p=random_erasing, scale=(0.02, 0.4), ratio=(0.3, 3.33), value=0))
+    return T.Compose(steps)
+
+
+def eval_transform(preprocess: PreprocessConfig) -> ImagePreprocess:
+    """PLIP's inference preprocessing at ``preprocess.image_size``."""
+    return ImagePreprocess(preprocess)

@@ -18,47 +18,9 @@ from torch.utils.data import Dataset
 
 from ..data.images import load_image
 from ..data.image_reid import ReIDImage
-from ..data.transforms import ImagePreprocess
-from ..models.config import PreprocessConfig
+from ..data.transforms import eval_transform, train_transform
 
 __all__ = ["train_transform", "eval_transform", "ReIDImageDataset", "AttributeImageDataset"]
-
-
-def train_transform(
-    preprocess: PreprocessConfig,
-    *,
-    flip: bool = True,
-    pad: int = 0,
-    random_erasing: float = 0.0,
-) -> Callable:
-    """PIL image -> augmented, normalised ``(3, H, W)`` tensor.
-
-    Args:
-        preprocess: input size, mean, std and interpolation (the backbone's).
-        flip: random horizontal flip (p = 0.5).
-        pad: zero-pad by this many pixels, then randomly crop back to the input size (0: off).
-        random_erasing: probability of erasing a random rectangle (area 2-40 %, aspect
-            0.3-3.3, as BoT), filled with 0 after normalisation (the mean colour).
-    """
-    from torchvision import transforms as T
-
-    interpolation = T.InterpolationMode(preprocess.interpolation)
-    size = tuple(preprocess.image_size)
-    steps: list[Callable] = [T.Resize(size, interpolation=interpolation)]
-    if flip:
-        steps.append(T.RandomHorizontalFlip(0.5))
-    if pad > 0:
-        steps += [T.Pad(pad), T.RandomCrop(size)]
-    normalise = ImagePreprocess(preprocess)
-    steps.append(normalise.to_tensor)
-    if random_erasing > 0:
-        steps.append(T.RandomErasing(p=random_erasing, scale=(0.02, 0.4), ratio=(0.3, 3.33), value=0))
-    return T.Compose(steps)
-
-
-def eval_transform(preprocess: PreprocessConfig) -> ImagePreprocess:
-    """PLIP's inference preprocessing at ``preprocess.image_size``."""
-    return ImagePreprocess(preprocess)
 
 
 class ReIDImageDataset(Dataset):
