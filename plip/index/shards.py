@@ -23,35 +23,20 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
+from ..data import images as data_images
 from ..errors import ImageLoadError, PlipError
+from ..inference.batching import PreprocessedImages, as_list
 from ..utils.io import atomic_path, atomic_write_text
 from .errors import MissingShardError
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".ppm")
 PLAN = "plan.json"
 
 
 def find_images(inputs: str | os.PathLike | Sequence[str | os.PathLike]) -> tuple[str, list[str]]:
-    """``(root, sorted relative paths)`` of the images in folders (recursively) and files."""
+    """``(root, sorted relative paths)``: :func:`plip.data.images.find_images` for one or more inputs."""
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
-    paths: list[Path] = []
-    for item in inputs:
-        p = Path(item)
-        if p.is_dir():
-            paths += [q for q in p.rglob("*") if q.is_file() and q.suffix.lower() in IMAGE_SUFFIXES]
-        elif p.is_file():
-            paths.append(p)
-        else:
-            raise PlipError(f"{item}: no such file or folder")
-    if not paths:
-        shown = ", ".join(map(str, inputs)) or "(nothing given)"
-        raise PlipError(f"no images found in {shown} (looked for {', '.join(IMAGE_SUFFIXES)})")
-    absolute = sorted({str(p.resolve()) for p in paths})
-    root = os.path.commonpath(absolute) if len(absolute) > 1 else os.path.dirname(absolute[0])
-    if os.path.isfile(root):
-        root = os.path.dirname(root)
-    return root, [os.path.relpath(p, root) for p in absolute]
+    return data_images.find_images([os.fspath(i) for i in inputs])
 
 
 def plan_digest(files: Sequence[str], shard_size: int, fingerprint: str) -> str:
@@ -113,28 +98,6 @@ def done_shards(work: Path, digest: str, total: int) -> set[int]:
     return done
 
 
-class _Images(torch.utils.data.Dataset):
-    """(position, tensor or None, error) so unreadable files can be reported and skipped."""
-
-    def __init__(self, paths: Sequence[str], preprocess, skip_bad: bool) -> None:
-        self.paths, self.preprocess, self.skip_bad = paths, preprocess, skip_bad
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, i: int):
-        try:
-            return i, self.preprocess(self.paths[i], where=self.paths[i]), ""
-        except ImageLoadError as err:
-            if not self.skip_bad:
-                raise
-            return i, None, str(err)
-
-
-def _as_list(items):
-    return items
-
-
 def encode_shards(
     model: Any, root: str, files: Sequence[str], work: Path, digest: str, shards: Sequence[int], *,
     shard_size: int, batch_size: int = 64, workers: int = 0, skip_bad: bool = False, progress: bool = False,
@@ -152,15 +115,18 @@ def encode_shards(
             owner.append(k)
     if not batches:
         return
-    dataset = _Images([os.path.join(root, f) for f in files], model.preprocess, skip_bad)
-    loader = torch.utils.data.DataLoader(dataset, batch_sampler=batches, num_workers=workers, collate_fn=_as_list)
+    dataset = PreprocessedImages([os.path.join(root, f) for f in files], model.preprocess, labels=files)
+    loader = torch.utils.data.DataLoader(dataset, batch_sampler=batches, num_workers=workers, collate_fn=as_list)
     pending: dict[int, dict[str, list]] = {}
     total = sum(len(b) for b in batches)
     with tqdm(total=total, desc="encoding", unit="img", disable=not progress) as bar:
         for k, items in zip(owner, loader):
             acc = pending.setdefault(k, {"emb": [], "kept": [], "bad": [], "n": 0})
             good = [(i, t) for i, t, _ in items if t is not None]
-            acc["bad"] += [(i, e) for i, t, e in items if t is None]
+            bad = [(i, e) for i, t, e in items if t is None]
+            if bad and not skip_bad:
+                raise ImageLoadError(bad[0][1])
+            acc["bad"] += bad
             if good:
                 acc["emb"].append(model.encode_image(torch.stack([t for _, t in good]), batch_size=len(good)).cpu())
                 acc["kept"] += [i for i, _ in good]

@@ -23,7 +23,7 @@ from .micro_batch import image_micro_batch
 if TYPE_CHECKING:
     from .model import PLIPModel
 
-__all__ = ["ImageEncoding", "iter_image_batches", "encode_image_items", "encode_images", "encode_texts", "embed_image_batch",
+__all__ = ["ImageEncoding", "PreprocessedImages", "iter_image_batches", "encode_image_items", "encode_images", "encode_texts", "embed_image_batch",
            "embed_token_batch"]
 
 
@@ -43,7 +43,7 @@ class ImageEncoding:
     failures: list[tuple[int, str]] = field(default_factory=list)
 
 
-class _Preprocessed(torch.utils.data.Dataset):
+class PreprocessedImages(torch.utils.data.Dataset):
     """``(index, tensor or None, error)``: a bad image is reported, never raised inside a worker
     (a worker's exception would reach the user as a multi-process traceback)."""
 
@@ -61,15 +61,16 @@ class _Preprocessed(torch.utils.data.Dataset):
             return index, None, str(err)
 
 
-def _as_list(items: list) -> list:
+def as_list(items: list) -> list:
+    """``collate_fn`` that keeps a batch as the list of its samples."""
     return items
 
 
-def _loader(dataset: _Preprocessed, batch_size: int, num_workers: int) -> Iterator[list]:
+def _loader(dataset: PreprocessedImages, batch_size: int, num_workers: int) -> Iterator[list]:
     if num_workers > 0:
         yield from torch.utils.data.DataLoader(
             dataset, batch_size=batch_size, num_workers=num_workers, shuffle=False,
-            persistent_workers=False, collate_fn=_as_list,
+            persistent_workers=False, collate_fn=as_list,
         )
         return
     for start in range(0, len(dataset), batch_size):
@@ -110,7 +111,7 @@ def iter_image_batches(
         return
     if not isinstance(images, (list, tuple)):
         images = [images]
-    yield from _loader(_Preprocessed(images, preprocess, labels), batch_size, num_workers)
+    yield from _loader(PreprocessedImages(images, preprocess, labels), batch_size, num_workers)
 
 
 @torch.inference_mode()
