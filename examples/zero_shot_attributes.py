@@ -32,6 +32,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 import plip
 from plip.data.captions import prompt_caption
+from plip.app.visualize import wrap_text
 from plip.data.synthetic import render_image, sample_identities, sample_variation
 from plip.evaluation.attribute_metrics import pedestrian_metrics
 from plip.inference.zero_shot import calibrate, classify_attributes
@@ -117,18 +118,6 @@ def _font(size: int):
         return ImageFont.load_default()
 
 
-def _wrap(draw, text: str, font, width: int) -> list[str]:
-    lines, line = [], ""
-    for word in text.split():
-        candidate = f"{line} {word}".strip()
-        if draw.textlength(candidate, font=font) <= width or not line:
-            line = candidate
-        else:
-            lines.append(line)
-            line = word
-    return lines + ([line] if line else [])
-
-
 def contact_sheet(rows: list[dict], columns: int = 3) -> Image.Image:
     """Crops with their predicted values (green: right, red: wrong) and descriptions."""
     cell_w, cell_h, text_x = 430, 330, 140
@@ -147,7 +136,7 @@ def contact_sheet(rows: list[dict], columns: int = 3) -> Image.Image:
             draw.text((left + text_x, y), f"{attribute}: {value} ({p:.2f})", fill=colour, font=small)
             y += 14
         y = max(y, top + 260)
-        for line in _wrap(draw, row["description"], body, cell_w - 20)[:4]:
+        for line in wrap_text(draw, row["description"], body, cell_w - 20, max_lines=4):
             draw.text((left, y), line, fill="black", font=body)
             y += 15
     return sheet

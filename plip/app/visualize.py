@@ -161,7 +161,8 @@ def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
         return ImageFont.load_default()
 
 
-def _wrap(draw: ImageDraw.ImageDraw, text: str, font, width: int, max_lines: int) -> list[str]:
+def wrap_text(draw: ImageDraw.ImageDraw, text: str, font, width: int, max_lines: int) -> list[str]:
+    """Greedy word wrap to ``width`` pixels; more than ``max_lines`` lines end in ``...``."""
     lines: list[str] = []
     current = ""
     for word in text.split():
@@ -207,7 +208,7 @@ def contact_sheet(
         if row.note:
             draw.text((layout.gap, y), row.note, fill=(110, 110, 110), font=small)
             y += line_height
-        for line in _wrap(draw, f"{r + 1}. {row.text}", text_font, layout.text_width - 2 * layout.gap, max_lines):
+        for line in wrap_text(draw, f"{r + 1}. {row.text}", text_font, layout.text_width - 2 * layout.gap, max_lines):
             draw.text((layout.gap, y), line, fill="black", font=text_font)
             y += line_height
         for c, hit in enumerate(list(row.hits)[:columns]):
