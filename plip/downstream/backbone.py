@@ -66,7 +66,7 @@ class BackboneLoadReport:
     def __str__(self) -> str:
         parts = [f"{len(self.loaded_keys)} tensors loaded from {self.source}"]
         if self.dropped_keys:
-            parts.append(f"{len(self.dropped_keys)} unused (attention pool) dropped")
+            parts.append(f"{len(self.dropped_keys)} unused (pooling head) dropped")
         parts.extend(f"resized {item}" for item in self.resized)
         return "; ".join(parts)
 
@@ -229,7 +229,7 @@ def backbone(
     interpolation: str = "bicubic",
     revision: str | None = None,
     cache_dir: str | os.PathLike | None = None,
-) -> PLIPBackbone:
+) -> "PLIPBackbone | TimmBackbone":
     """The PLIP image encoder as a backbone for ReID / attribute models.
 
     Args:
@@ -250,7 +250,8 @@ def backbone(
         cache_dir: Hub cache folder, as in :func:`plip.load`.
 
     Returns:
-        a :class:`PLIPBackbone` in training mode; ``.load_report`` says what was loaded.
+        a :class:`PLIPBackbone` in training mode (a :class:`~plip.downstream.timm_backbone.TimmBackbone`
+        for a model whose image tower is a timm model); ``.load_report`` says what was loaded.
     """
     _register_timm_models()
     kwargs = dict(last_stride=last_stride, out_indices=out_indices, attn_pool=attn_pool,
@@ -263,17 +264,26 @@ def backbone(
             )
         vision = model.vision if isinstance(model, PLIPConfig) else model
         preprocess = model.preprocess if isinstance(model, PLIPConfig) else None
-        return PLIPBackbone(dataclasses.replace(vision), preprocess=preprocess, **kwargs)
+        return _backbone_class(vision)(dataclasses.replace(vision), preprocess=preprocess, **kwargs)
     if not pretrained and isinstance(model, str) and model in _KNOWN_ARCHITECTURES:
         return PLIPBackbone(_KNOWN_ARCHITECTURES[model](), **kwargs)
 
     weights = load_visual_weights(model, revision=revision, cache_dir=cache_dir)
+    cls = _backbone_class(weights.config)
     if not pretrained:
-        return PLIPBackbone(weights.config, preprocess=weights.preprocess, **kwargs)
-    return PLIPBackbone(
+        return cls(weights.config, preprocess=weights.preprocess, **kwargs)
+    return cls(
         weights.config, state_dict=weights.state_dict, source=weights.source,
         preprocess=weights.preprocess, **kwargs,
     )
+
+
+def _backbone_class(vision: VisionConfig) -> type:
+    if vision.kind == "timm":
+        from .timm_backbone import TimmBackbone
+
+        return TimmBackbone
+    return PLIPBackbone
 
 
 def _register_timm_models() -> None:
@@ -285,7 +295,14 @@ def resolve_backbone(
     spec: Any, pretrained: bool, *, last_stride: int, image_size: Sequence[int] | None, where: str
 ) -> PLIPBackbone:
     """The backbone of a downstream model: ``spec`` built by :func:`backbone`, or a prebuilt
-    :class:`PLIPBackbone` (without attention pool, with the requested last stride) used as is."""
+    :class:`PLIPBackbone` / ``TimmBackbone`` (without attention pool, with the requested last
+    stride) used as is."""
+    from .timm_backbone import TimmBackbone
+
+    if isinstance(spec, TimmBackbone):
+        if spec.has_head:
+            raise ConfigError(f"{where}: the backbone must be built with attn_pool=False")
+        return spec
     if isinstance(spec, PLIPBackbone):
         if spec.attnpool is not None:
             raise ConfigError(f"{where}: the backbone must be built with attn_pool=False")

@@ -78,6 +78,11 @@ class MGN(DownstreamModel):
         if not parts or any(int(p) < 1 for p in parts):
             raise ConfigError(f"MGN: parts must be positive stripe counts, got {parts!r}")
         net: PLIPBackbone = resolve_backbone(backbone, pretrained, last_stride=2, image_size=image_size, where="MGN")
+        if not isinstance(net, PLIPBackbone):
+            raise ConfigError(
+                "MGN: its branches copy the Modified ResNet's layer3 / layer4; a timm image tower "
+                f"({net.config.timm.model_name}) cannot be split that way (use BoT or the attribute recogniser)"
+            )
         self.num_classes, self.feat_dim, self.parts, self.pool = num_classes, feat_dim, tuple(int(p) for p in parts), pool
         self.image_size = net.image_size
 

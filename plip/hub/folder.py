@@ -82,6 +82,14 @@ def read_folder(directory: str | os.PathLike) -> FolderContents:
     return FolderContents(config, state, tokenizer, weights)
 
 
+def _describe_vision(vision) -> str:
+    head = {"attention": f"attention pool with {vision.heads} heads", "max": "max-pool + linear",
+            "avg": "average pool + linear", "token": "class token + linear"}[vision.pool]
+    if vision.kind == "timm":
+        return f"timm `{vision.timm.model_name}` ({head})"
+    return f"Modified ResNet (layers {list(vision.layers)}, width {vision.width}, {head})"
+
+
 def default_model_card(config: PLIPConfig, num_parameters: int) -> str:
     cfg = config
     params = num_parameters
@@ -92,8 +100,7 @@ tags: [person-reid, text-based-person-search, plip]
 ---
 # PLIP person encoder
 
-Image encoder: Modified ResNet (layers {list(cfg.vision.layers)}, width {cfg.vision.width}, attention pool with
-{cfg.vision.heads} heads), input {cfg.vision.image_size[0]}x{cfg.vision.image_size[1]}.
+Image encoder: {_describe_vision(cfg.vision)}, input {cfg.vision.image_size[0]}x{cfg.vision.image_size[1]}.
 Text encoder: BERT ({cfg.text.num_hidden_layers} layers, hidden {cfg.text.hidden_size}), pooling `{cfg.text.pooling}`,
 max {cfg.text.max_length} tokens. Embedding size {cfg.embed_dim}; {params / 1e6:.1f}M parameters.
 

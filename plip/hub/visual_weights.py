@@ -21,6 +21,7 @@ from torch import nn
 from ..errors import CheckpointError, ModelNotFoundError
 from ..models.config import PLIPConfig, PreprocessConfig, VisionConfig
 from ..models.modified_resnet import ModifiedResNet
+from ..models.timm_tower import TimmVisionTower
 from .folder import CONFIG_NAME, WEIGHTS_NAME
 from .official import infer_config, read_official_checkpoint
 from .sources import resolve_source
@@ -53,15 +54,16 @@ def load_visual_weights(
     Args:
         spec: a registry name (``"plip-rn50"``), ``"hf-hub:org/repo[@rev]"``, a model folder,
             a ``model.safetensors`` next to its ``config.json``, an official checkpoint file,
-            a :class:`~plip.models.PLIPModel` or a :class:`~plip.models.ModifiedResNet`.
+            a :class:`~plip.models.PLIPModel` or an image tower (``ModifiedResNet`` / ``TimmVisionTower``).
         revision, cache_dir: as in :func:`plip.load`, for Hub sources.
     """
-    if isinstance(spec, nn.Module) and isinstance(getattr(spec, "visual", None), ModifiedResNet):
+    towers = (ModifiedResNet, TimmVisionTower)
+    if isinstance(spec, nn.Module) and isinstance(getattr(spec, "visual", None), towers):
         # a PLIPModel (or anything holding a PLIP image tower as .visual)
         preprocess = spec.config.preprocess if hasattr(spec, "config") else PreprocessConfig(
             image_size=tuple(spec.visual.config.image_size))
         return _from_module(spec.visual, preprocess, getattr(spec, "name_or_path", None) or type(spec).__name__)
-    if isinstance(spec, ModifiedResNet):
+    if isinstance(spec, towers):
         preprocess = PreprocessConfig(image_size=tuple(spec.config.image_size))
         return _from_module(spec, preprocess, type(spec).__name__)
     if not isinstance(spec, (str, os.PathLike)):

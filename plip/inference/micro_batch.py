@@ -26,5 +26,7 @@ def micro_batch_for(vision: "VisionConfig", dtype: torch.dtype) -> int:
     """As many images as keep the largest activation (the first stage's output, ``4 * width``
     channels at 1/4 resolution) within 16 MiB."""
     height, width = vision.image_size
+    if vision.kind != "modified_resnet":
+        return 8  # a timm tower's widest map is unknown here; small batches stay within the budget
     per_image = 4 * vision.width * (height // 4) * (width // 4) * torch.finfo(dtype).bits // 8
     return max(1, _CPU_ACTIVATION_BYTES // per_image)

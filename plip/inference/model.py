@@ -12,7 +12,7 @@ from torch import nn
 from ..errors import PlipError
 from ..hub.folder import default_model_card, write_folder
 from ..models.config import PLIPConfig, PreprocessConfig
-from ..models.modified_resnet import ModifiedResNet
+from ..models.towers import build_vision_tower
 from ..models.text_encoder import TextEncoder
 from . import batching, graphs
 from .retrieval import RetrievalResult, retrieve
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 
 class PLIPModel(nn.Module):
-    """PLIP: a Modified ResNet image encoder and a BERT text encoder (no projection heads).
+    """PLIP: an image tower (Modified ResNet, or a timm model) and a BERT text encoder.
 
     ``forward`` is the training entry point (un-normalised embeddings, with gradients). The
     ``encode_*`` and ``retrieve`` methods are the inference API: they take raw inputs (paths,
@@ -32,7 +32,7 @@ class PLIPModel(nn.Module):
     :func:`plip.create_model`); the module itself only holds the towers.
 
     Attributes:
-        visual: the image tower (:class:`~plip.models.ModifiedResNet`).
+        visual: the image tower (:class:`~plip.models.ModifiedResNet` or :class:`~plip.models.TimmVisionTower`).
         text: the text tower (:class:`~plip.models.TextEncoder`).
         preprocess: image -> normalised tensor, as the model was trained (attached by the factory).
         tokenizer: the model's tokenizer (attached by the factory).
@@ -44,7 +44,7 @@ class PLIPModel(nn.Module):
         super().__init__()
         config.validate()
         self.config = config
-        self.visual = ModifiedResNet(config.vision)
+        self.visual = build_vision_tower(config.vision)
         self.text = TextEncoder(config.text)
         self.preprocess: ImagePreprocess | None = None
         self.tokenizer: PLIPTokenizer | None = None

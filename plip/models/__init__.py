@@ -5,14 +5,17 @@ the raw-input API (paths, strings, batching) is :mod:`plip.inference`.
 """
 
 from .config import (
-    ARCHITECTURES, PLIP_MEAN, PLIP_STD, Architecture, PLIPConfig, PreprocessConfig, TextConfig, VisionConfig,
-    build_config, register_architecture,
+    ARCHITECTURES, PLIP_MEAN, PLIP_STD, VISION_KINDS, Architecture, PLIPConfig, PreprocessConfig, TextConfig,
+    TimmTowerConfig, VisionConfig, build_config, register_architecture,
 )
 from .modified_resnet import AttentionPool2d, Bottleneck, ModifiedResNet
 from .text_encoder import TextEncoder, TextFeatures
+from .timm_tower import TimmVisionTower
+from .towers import VISION_TOWERS, build_vision_tower, register_vision_tower
 
 __all__ = [
-    "PLIPConfig", "VisionConfig", "TextConfig", "PreprocessConfig", "PLIP_MEAN", "PLIP_STD",
+    "PLIPConfig", "VisionConfig", "TimmTowerConfig", "TextConfig", "PreprocessConfig", "PLIP_MEAN", "PLIP_STD",
+    "VISION_KINDS", "VISION_TOWERS", "build_vision_tower", "register_vision_tower", "TimmVisionTower",
     "ARCHITECTURES", "Architecture", "build_config", "register_architecture",
     "ModifiedResNet", "Bottleneck", "AttentionPool2d", "TextEncoder", "TextFeatures",
 ]

@@ -7,6 +7,7 @@ only the numbers differ.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import os
@@ -21,20 +22,62 @@ PLIP_MEAN: tuple[float, float, float] = (0.357, 0.323, 0.328)
 PLIP_STD: tuple[float, float, float] = (0.252, 0.242, 0.239)
 
 
+#: Image-tower kinds (``vision.kind``) and the heads each accepts (``vision.pool``).
+VISION_KINDS: dict[str, tuple[str, ...]] = {
+    "modified_resnet": ("attention", "max"),
+    "timm": ("attention", "avg", "max", "token"),
+}
+
+
+@dataclass
+class TimmTowerConfig:
+    """A timm model as PLIP's image tower (``vision.kind: timm``).
+
+    Attributes:
+        model_name: a ``timm.list_models()`` name, e.g. ``swin_base_patch4_window7_224``.
+        pretrained: where a *fresh* model's trunk weights come from before training:
+            ``false`` (random init), ``true`` (timm's own weights: its cache or the Hub), or a
+            local weights file (safetensors or a PyTorch state dict, adapted by timm to
+            ``kwargs``). Recorded for provenance; loading a saved PLIP model never reads it
+            (its weights are in ``model.safetensors``).
+        kwargs: extra ``timm.create_model`` arguments (``window_size``, ``depths``, ...).
+            ``img_size`` is ``vision.image_size`` for models that take one.
+        out_indices: the feature stages the tower exposes (``forward_intermediates``, the TIC
+            decoder), as indices into the timm model's ``feature_info``; empty = the last four.
+    """
+
+    model_name: str = ""
+    pretrained: bool | str = False
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    out_indices: tuple[int, ...] = ()
+
+    def validate(self) -> None:
+        if not self.model_name:
+            raise ConfigError("vision.timm.model_name is empty: name a timm model (timm.list_models())")
+        if "img_size" in self.kwargs:
+            raise ConfigError("vision.timm.kwargs must not set img_size: it is vision.image_size")
+        if len(set(self.out_indices)) != len(self.out_indices) or any(i < 0 for i in self.out_indices):
+            raise ConfigError(f"vision.timm.out_indices must be distinct indices >= 0, got {self.out_indices!r}")
+
+
 @dataclass
 class VisionConfig:
-    """CLIP-style Modified ResNet with an attention-pool head.
+    """The image tower: PLIP's Modified ResNet (``kind: modified_resnet``) or a timm model (``kind: timm``).
 
     Attributes:
         layers: number of bottleneck blocks per stage (``[3, 4, 6, 3]`` for ResNet-50).
         width: channels after the stem (64 for ResNet-50); stage ``i`` outputs ``width * 4 * 2**i``.
-        heads: attention heads of the pooling head.
+        heads: attention heads of the attention-pool head.
         image_size: input (height, width); the positional embedding has
             ``(H/32) * (W/32) + 1`` rows.
         output_dim: size of the pooled embedding.
         last_stride: 2 as in the released model; 1 keeps layer4 at 1/16 resolution (BoT, MGN).
-        pool: the image head: ``attention`` (attention pool, the released model) or ``max``
-            (global max-pool + linear, the paper's Table 16c default).
+        pool: the image head: ``attention`` (attention pool, the released model), ``max``
+            (global max-pool + linear, the paper's Table 16c default); timm towers also
+            ``avg`` (global average + linear) and ``token`` (class token + linear).
+        kind: ``modified_resnet`` or ``timm`` (then ``timm`` says which model; ``layers``,
+            ``width`` and ``last_stride`` are not used).
+        timm: the timm model of a ``kind: timm`` tower (``None`` otherwise).
     """
 
     layers: tuple[int, int, int, int] = (3, 4, 6, 3)
@@ -44,18 +87,49 @@ class VisionConfig:
     output_dim: int = 768
     last_stride: int = 2
     pool: str = "attention"
+    kind: str = "modified_resnet"
+    timm: TimmTowerConfig | None = None
 
     @property
     def stage_channels(self) -> tuple[int, int, int, int]:
+        """Channels of the Modified ResNet's four stages (a timm tower's come from timm: ``visual.stage_channels``)."""
+        self._require_modified_resnet("stage_channels")
         return tuple(self.width * 4 * 2**i for i in range(4))  # type: ignore[return-value]
 
     @property
     def feature_grid(self) -> tuple[int, int]:
         """(rows, cols) of the last stage map, i.e. the attention-pool grid."""
+        self._require_modified_resnet("feature_grid")
         reduction = 32 if self.last_stride == 2 else 16
         return self.image_size[0] // reduction, self.image_size[1] // reduction
 
+    def _require_modified_resnet(self, what: str) -> None:
+        if self.kind != "modified_resnet":
+            raise ConfigError(
+                f"vision.{what} is known from the config only for the Modified ResNet; for a "
+                f"{self.kind} tower ask the built module (model.visual.{what})"
+            )
+
     def validate(self) -> None:
+        if self.kind not in VISION_KINDS:
+            raise ConfigError(f"vision.kind must be one of {', '.join(VISION_KINDS)}, got {self.kind!r}")
+        pools = VISION_KINDS[self.kind]
+        if self.pool not in pools:
+            raise ConfigError(
+                f"vision.pool must be {' or '.join(repr(p) for p in pools)} for a {self.kind} tower, got {self.pool!r}"
+            )
+        if self.output_dim < 1:
+            raise ConfigError(f"vision.output_dim must be >= 1, got {self.output_dim!r}")
+        h, w = self.image_size
+        if self.kind == "timm":
+            if self.timm is None:
+                raise ConfigError("vision.kind is 'timm' but the vision.timm section is missing (model_name, ...)")
+            self.timm.validate()
+            if h <= 0 or w <= 0:
+                raise ConfigError(f"vision.image_size must be positive, got {self.image_size!r}")
+            return  # channel / stride constraints are the timm model's, checked when it is built
+        if self.timm is not None:
+            raise ConfigError("vision.timm is set but vision.kind is 'modified_resnet' (set kind: timm)")
         if len(self.layers) != 4 or any(int(n) < 1 for n in self.layers):
             raise ConfigError(f"vision.layers must be four positive integers, got {self.layers!r}")
         if self.width < 2 or self.width % 2:
@@ -65,11 +139,8 @@ class VisionConfig:
             raise ConfigError(
                 f"vision.heads={self.heads} must divide the last stage's {embed} channels"
             )
-        if self.pool not in ("attention", "max"):
-            raise ConfigError(f"vision.pool must be 'attention' or 'max', got {self.pool!r}")
         if self.last_stride not in (1, 2):
             raise ConfigError(f"vision.last_stride must be 1 or 2, got {self.last_stride!r}")
-        h, w = self.image_size
         if h % 32 or w % 32 or h <= 0 or w <= 0:
             raise ConfigError(f"vision.image_size must be positive multiples of 32, got {self.image_size!r}")
 
@@ -295,7 +366,10 @@ class Architecture:
     def config(self, image_size: tuple[int, int] | None = None, dim: int | None = None) -> PLIPConfig:
         size = tuple(image_size or self.image_size)
         dim = dim or self.dim
-        vision = VisionConfig(**{**self.vision, "image_size": size, "output_dim": dim})
+        fields_ = copy.deepcopy({**self.vision, "image_size": size, "output_dim": dim})
+        if isinstance(fields_.get("timm"), dict):
+            fields_["timm"] = TimmTowerConfig(**fields_["timm"])
+        vision = VisionConfig(**fields_)
         text = TextConfig(**{
             **self.text, "hidden_size": dim, "num_attention_heads": max(1, dim // self.text_head_dim),
             "intermediate_size": self.text_ffn_ratio * dim,
@@ -340,11 +414,29 @@ register_architecture(
     image_size=(128, 64), dim=64, text_head_dim=32,
 )
 
+register_architecture(
+    # The paper's strongest tower (CUHK-PEDES fine-tuned R@1 75.36). Its appendix does not give
+    # the window or head: window 8 (timm's ImageNet Swin uses 7) tiles the 64x32 patch grid of a
+    # 256x128 person exactly at every stage; max-pool + linear is the paper's default image head.
+    "swin-b", "Swin-B (timm swin_base_patch4_window7_224, window 8, max-pool + linear) + BERT-base",
+    vision=dict(kind="timm", pool="max", timm=dict(model_name="swin_base_patch4_window7_224",
+                                                   kwargs={"window_size": 8})),
+)
+register_architecture(
+    "swin-micro", "a ~0.3M-parameter timm Swin (4 one-block stages, width 16) + 2-layer BERT: the timm tower at test size",
+    vision=dict(kind="timm", pool="avg", timm=dict(
+        model_name="swin_tiny_patch4_window7_224",
+        kwargs={"embed_dim": 16, "depths": [1, 1, 1, 1], "num_heads": [1, 1, 1, 1], "window_size": 4},
+    )),
+    text=dict(num_hidden_layers=2, max_position_embeddings=128),
+    image_size=(64, 32), dim=32, text_ffn_ratio=2,
+)
+
 
 #: Config fields added after the first format (``"section.field"`` -> the plip version that
 #: first wrote them). A file written by an older version may lack them; they then take their
 #: default with a warning. Every other missing field is an error.
-FIELDS_ADDED: dict[str, str] = {"vision.pool": "0.2.0"}
+FIELDS_ADDED: dict[str, str] = {"vision.pool": "0.2.0", "vision.kind": "0.3.0", "vision.timm": "0.3.0"}
 
 
 def _version_tuple(version: Any) -> tuple[int, ...]:

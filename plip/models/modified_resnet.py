@@ -19,6 +19,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from .config import VisionConfig
+from .towers import register_vision_tower
 
 
 class Bottleneck(nn.Module):
@@ -120,6 +121,7 @@ class MaxPoolLinear(nn.Module):
         return self.proj(torch.amax(x, dim=(2, 3)))
 
 
+@register_vision_tower("modified_resnet")
 class ModifiedResNet(nn.Module):
     """CLIP-style Modified ResNet image encoder of PLIP (any depth, width, input size).
 

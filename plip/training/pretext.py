@@ -32,6 +32,7 @@ __all__ = [
     "ColorizationDecoder",
     "AttributePredictionHead",
     "PretrainHeads",
+    "check_tic_stages",
     "PretrainLossWeights",
     "pretraining_losses",
     "PLIPForPretraining",
@@ -282,6 +283,56 @@ class PretrainHeads(nn.Module):
         )
         head = AttributePredictionHead.from_text_config(config.text, image_dim=config.vision.output_dim) if iap else None
         return cls(decoder, head)
+
+
+    @classmethod
+    def for_model(
+        cls,
+        model: nn.Module,
+        tic: bool = True,
+        iap: bool = True,
+        fpn_channels: int = 256,
+        hidden_norm_act: bool = True,
+        se_init: str = "torch",
+    ) -> "PretrainHeads":
+        """Heads sized for a built PLIP model: the TIC decoder reads its image tower's stage maps
+        (``model.visual.stage_channels`` / ``reductions``: any tower kind).
+
+        Raises:
+            ConfigError: TIC is on but the tower's maps do not fit the decoder (four maps, the
+                first at stride 4: the two transposed convolutions upsample x4 to the input size).
+        """
+        if tic:
+            check_tic_stages(model.visual, model.config.vision.image_size)
+        config = model.config
+        decoder = (
+            ColorizationDecoder(model.visual.stage_channels, text_dim=config.text.hidden_size,
+                                fpn_channels=fpn_channels, hidden_norm_act=hidden_norm_act, se_init=se_init)
+            if tic else None
+        )
+        head = AttributePredictionHead.from_text_config(config.text, image_dim=config.vision.output_dim) if iap else None
+        return cls(decoder, head)
+
+
+def check_tic_stages(visual: nn.Module, image_size: Sequence[int]) -> None:
+    """The TIC decoder needs four stage maps, the first at stride 4, and an input size they divide."""
+    channels, reductions = tuple(visual.stage_channels), tuple(visual.reductions)
+    tower = getattr(getattr(visual, "config", None), "timm", None)
+    name = tower.model_name if tower is not None else type(visual).__name__
+    fix = "set model.tic_weight: 0, or choose a tower with a stride-4 first stage (ResNet, Swin, ConvNeXt)"
+    if len(channels) != 4:
+        raise ConfigError(
+            f"TIC needs 4 stage maps of the image tower; {name} exposes {len(channels)} "
+            f"(vision.timm.out_indices picks four): {fix}"
+        )
+    if reductions[0] != 4 or any(r % 4 for r in reductions) or list(reductions) != sorted(reductions):
+        raise ConfigError(
+            f"TIC decodes the colour image from stage maps at increasing strides starting at 4; "
+            f"{name} gives strides {list(reductions)}: {fix}"
+        )
+    h, w = image_size
+    if h % reductions[-1] or w % reductions[-1]:
+        raise ConfigError(f"TIC: the input size {h}x{w} is not divisible by {name}'s deepest stride {reductions[-1]}")
 
 
 def pretraining_losses(

@@ -31,7 +31,10 @@ def tiny_overrides(recipe: str, spec: dict, out: str) -> list[str]:
               "train.sync_bn=false", "eval.every_epochs=0", f"output_dir={out}/{recipe}", "train.seed=1"]
     task = recipe.split("_")[0]
     if task == "pretrain":
-        return common + ["model.name=tiny", "model.init=null", "data.image_size=[64,32]", "model.fpn_channels=16",
+        # a timm-tower recipe stays a timm tower: swin-micro (random init, nothing downloaded)
+        tower = ["model.name=swin-micro", "model.timm_pretrained=false", "model.image_head=avg"] \
+            if ("swin" in recipe or "timm" in recipe) else ["model.name=tiny"]
+        return common + tower + ["model.init=null", "data.image_size=[64,32]", "model.fpn_channels=16",
                          "model.freeze_text_layers=1", f"data.root={spec['synth']}", "data.eval_root=",
                          "data.eval_dataset=", "train.batch_size=4", "train.epochs=1", "train.max_steps=2"]
     if task == "finetune":

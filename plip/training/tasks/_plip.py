@@ -11,7 +11,7 @@ import torch
 
 from ...errors import ConfigError
 from ...inference import PLIPModel, create_model
-from ...models import PLIPConfig
+from ...models import ARCHITECTURES, PLIPConfig
 from ..config import DataConfig, ModelConfig, _require
 
 
@@ -21,8 +21,10 @@ class PLIPModelConfig(ModelConfig):
     """The PLIP encoder to train.
 
     Attributes:
-        name: architecture for a fresh model: ``rn50``, ``small``, ``tiny`` or a ``config.json`` path
-            (ignored when ``init`` is set).
+        name: architecture for a fresh model: a :data:`plip.models.ARCHITECTURES` name (``rn50``,
+            ``swin-b``, ``small``, ``tiny``, ``swin-micro``) or a ``config.json`` path (ignored when
+            ``init`` is set). A ``vision.kind: timm`` tower with ``vision.timm.pretrained`` set
+            starts from those trunk weights.
         init: start from these weights (registry name, folder or official checkpoint).
         text_init: a local Hugging Face BERT folder to initialise the text encoder from
             (e.g. a downloaded ``bert-base-uncased``); never fetched from the network.
@@ -31,8 +33,12 @@ class PLIPModelConfig(ModelConfig):
         cmpm_variant: ``official`` (the released CMPM code) or ``paper`` (cosine logits).
         cmpm_temperature: logit temperature of the ``paper`` variant (1.0 = none).
         image_head: the image embedding head of a fresh model: ``attention`` (the released
-            checkpoint's attention pool) or ``max`` (max-pool + linear, the paper's default);
+            checkpoint's attention pool) or ``max`` (max-pool + linear, the paper's default); a timm
+            tower also ``avg`` (average + linear) or ``token`` (class token + linear);
             ``null`` keeps the architecture's.
+        timm_pretrained: for a fresh timm-tower model, ``vision.timm.pretrained`` (``true``: timm's
+            own weights, from its cache or the Hub; a path: a local weights file; ``false``:
+            random init); ``null`` keeps the architecture's.
         text_pooling: the global text embedding of a fresh model: ``pooler`` (BERT's pooler,
             the released checkpoint) or ``mean`` (mean of the hidden states, the paper's
             default); ``null`` keeps the architecture's.
@@ -44,7 +50,8 @@ class PLIPModelConfig(ModelConfig):
     freeze_text_layers: int = 8
     cmpm_variant: Literal["official", "paper"] = "official"
     cmpm_temperature: float = 1.0
-    image_head: Literal["attention", "max"] | None = None
+    image_head: Literal["attention", "max", "avg", "token"] | None = None
+    timm_pretrained: bool | str | None = None
     text_pooling: Literal["pooler", "mean"] | None = None
 
     def validate(self, prefix: str) -> None:
@@ -76,6 +83,8 @@ class TextReIDDataConfig(DataConfig):
 
 
 # ------------------------------------------------------------------------------ helpers
+_FULL_SIZE = ("rn50", "swin-b")
+
 def build_plip_model(cfg: PLIPModelConfig, image_size: tuple[int, int]) -> PLIPModel:
     """A PLIP encoder in float32 on CPU, fresh or from weights, with BERT layers frozen."""
     if cfg.init:
@@ -86,15 +95,25 @@ def build_plip_model(cfg: PLIPModelConfig, image_size: tuple[int, int]) -> PLIPM
     else:
         if cfg.name.endswith(".json") and os.path.isfile(cfg.name):
             config = PLIPConfig.load(cfg.name)
-        elif cfg.name in ("rn50", "small", "tiny"):
-            config = PLIPConfig.preset(cfg.name, None if cfg.name == "rn50" else image_size)
+        elif cfg.name in ARCHITECTURES:
+            # the full-size architectures keep their own input size (a mismatch is reported below)
+            config = PLIPConfig.preset(cfg.name, None if cfg.name in _FULL_SIZE else image_size)
         else:
-            raise ConfigError(f"config key 'model.name': {cfg.name!r} is not rn50, small, tiny or a config.json file")
+            raise ConfigError(
+                f"config key 'model.name': {cfg.name!r} is not an architecture ({', '.join(sorted(ARCHITECTURES))}) "
+                f"or a config.json file"
+            )
         if cfg.image_head is not None:
             config.vision.pool = cfg.image_head
+        if cfg.timm_pretrained is not None:
+            if config.vision.timm is None:
+                raise ConfigError(f"config key 'model.timm_pretrained' is set but {cfg.name} has no timm image tower")
+            config.vision.timm.pretrained = cfg.timm_pretrained
         if cfg.text_pooling is not None:
             config.text.pooling = cfg.text_pooling
         model = create_model(config.validate())
+        if config.vision.kind == "timm" and config.vision.timm.pretrained:
+            model.visual.load_pretrained()  # timm's weights (or a local file) for a fresh trunk
     for key, wanted, has in (("image_head", cfg.image_head, model.config.vision.pool),
                              ("text_pooling", cfg.text_pooling, model.config.text.pooling)):
         if wanted is not None and wanted != has:

@@ -100,8 +100,8 @@ class PretrainTask(Task):
         m = cfg.model
         encoder = build_plip_model(m, cfg.data.image_size)
         self._encoder = encoder
-        heads = PretrainHeads.from_config(
-            encoder.config, tic=m.tic_weight > 0, iap=m.iap_weight > 0, fpn_channels=m.fpn_channels,
+        heads = PretrainHeads.for_model(
+            encoder, tic=m.tic_weight > 0, iap=m.iap_weight > 0, fpn_channels=m.fpn_channels,
             hidden_norm_act=m.tic_decoder == "norm_act", se_init=m.se_init,
         )
         weights = PretrainLossWeights(ivlc=m.ivlc_weight, tic=m.tic_weight, iap=m.iap_weight)
