@@ -9,20 +9,17 @@ external entries matching no image, captions per image).
 
 Formats (``format="auto"`` picks one from the file name and the JSON's top level):
 
-===================  =================================================================
-``ham-pedes``        JSON object ``{"Part1/1/1.jpg": ["caption", "caption"], ...}``: image
-                     path -> list of captions (what HAM's ``caption.py`` writes; HAM-PEDES
-                     has two captions per image).
-``luperson-mllm``    JSON object ``{"path/to/image.jpg": "caption", ...}``: image path -> one
-                     caption (MLLM4Text-ReID ships one such file per captioner and
-                     instruction; pass several files to merge them).
-``json``             a JSON list (or ``.jsonl`` lines) of objects with the image in ``path``,
-                     ``file_path``, ``image``, ``image_path`` or ``img_path`` and the text in
-                     ``captions`` (a list or one string) or ``caption`` (a string).
-``csv``              a ``.csv`` / ``.tsv`` with a header: a path column (same names) and a
-                     ``caption`` / ``captions`` / ``text`` column; several rows of one
-                     path give that image several captions.
-===================  =================================================================
+- ``ham-pedes``: a JSON object ``{"Part1/1/1.jpg": ["caption", "caption"], ...}``, image
+  path -> list of captions (what HAM's ``caption.py`` writes; HAM-PEDES has two per image).
+- ``luperson-mllm``: a JSON object ``{"path/to/image.jpg": "caption", ...}``, image path -> one
+  caption (MLLM4Text-ReID ships one such file per captioner and instruction; pass several
+  files to merge them).
+- ``json``: a JSON list (or ``.jsonl`` lines) of objects with the image in ``path``,
+  ``file_path``, ``image``, ``image_path`` or ``img_path`` and the text in ``captions`` (a
+  list or one string) or ``caption`` (a string).
+- ``csv``: a ``.csv`` / ``.tsv`` with a header: a path column (same names) and a
+  ``caption`` / ``captions`` / ``text`` column; several rows of one path give that image
+  several captions.
 
 Paths are matched after normalisation: backslashes become ``/``, ``./`` and repeated
 slashes are removed, ``..`` is collapsed as text, case is kept. A key is matched against the
@@ -91,22 +88,28 @@ class CaptionSet:
     def num_captions(self) -> int:
         return sum(len(c) for c in self.captions.values())
 
-    def add(self, path: str, captions: Iterable[str], where: str) -> None:
+    def add(self, path: str, captions: list[str], where: str | tuple[str, int, str]) -> None:
+        """Add ``captions`` to image ``path``; ``where`` is a location, or ``(file, index, key)``
+        of a mapping entry (formatted only when first seen: files hold millions)."""
         key = normalize_key(path)
-        kept = self.captions.setdefault(key, [])
-        self.where.setdefault(key, where)
-        for caption in captions:
-            if caption.strip():
-                kept.append(caption)
-            else:
-                self.blank += 1
+        kept = self.captions.get(key)
+        if kept is None:
+            kept = self.captions[key] = []
+            self.where[key] = where if isinstance(where, str) else f"{where[0]}, entry {where[1]} ({where[2]!r})"
+        good = [c for c in captions if c.strip()]
+        self.blank += len(captions) - len(good)
+        kept.extend(good)
 
 
 def normalize_key(path: str) -> str:
     """An image path as the join compares it: ``/`` separators, no ``./`` or ``//``,
     ``..`` collapsed as text, surrounding whitespace removed, case kept."""
-    text = path.strip().replace("\\", "/")
-    return posixpath.normpath(text) if text else text
+    text = path.strip()
+    if "\\" in text:
+        text = text.replace("\\", "/")
+    if "//" in text or "/." in text or text.startswith(".") or text.endswith("/"):
+        text = posixpath.normpath(text)
+    return text
 
 
 # ----------------------------------------------------------------------------- readers
@@ -182,11 +185,13 @@ def _kind(value: Any) -> str:
 
 
 def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise _DuplicateKey(key)
-        result[key] = value
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
     return result
 
 
@@ -224,21 +229,24 @@ def _read_mapping(data: Any, path: Path, format: str, out: CaptionSet) -> None:
     if not isinstance(data, dict):
         raise DataError(f"{path}: expected a JSON object of image path -> captions (format {format!r}), "
                         f"found a {_kind(data)}")
+    single = format == "luperson-mllm"
     for i, (key, value) in enumerate(data.items()):
-        where = f"entry {i} ({key!r})"
-        if not key.strip():
-            raise DataError(f"{path}: {where}: the image path (the key) is empty")
-        if format == "luperson-mllm":
-            if not isinstance(value, str):
+        if single and type(value) is str:
+            captions = [value]
+        elif not single and type(value) is list and all(type(c) is str for c in value):
+            captions = value
+        else:
+            where = f"entry {i} ({key!r})"
+            if single:
                 raise DataError(f"{path}: {where}: expected one caption string (format 'luperson-mllm'), "
                                 f"got a {_kind(value)}")
-            captions = [value]
-        else:
             if not isinstance(value, list):
                 raise DataError(f"{path}: {where}: expected a list of captions (format 'ham-pedes'), "
                                 f"got a {_kind(value)}")
             captions = _strings(value, path, where, "captions")
-        out.add(key, captions, f"{path}, {where}")
+        if not key.strip():
+            raise DataError(f"{path}: entry {i} ({key!r}): the image path (the key) is empty")
+        out.add(key, captions, (str(path), i, key))
 
 
 def _strings(values: list, path: Path, where: str, name: str) -> list[str]:
@@ -297,7 +305,8 @@ def _read_csv(path: Path, out: CaptionSet) -> None:
             image, text = row.get(path_col), row.get(text_col)
             if image is None or text is None:
                 missing = path_col if image is None else text_col
-                raise DataError(f"{path}: {where}, column {missing!r}: missing (the row has fewer columns than the header)")
+                raise DataError(f"{path}: {where}, column {missing!r}: missing "
+                                "(the row has fewer columns than the header)")
             if not image.strip():
                 raise DataError(f"{path}: {where}, column {path_col!r}: empty image path")
             out.add(image, [text], f"{path}, {where}")
@@ -392,14 +401,20 @@ def join_captions(
                                  ("missing", missing, ("error", "keep", "drop")),
                                  ("match", match, ("path", "filename"))):
         if value not in allowed:
-            raise ConfigError(f"external captions: {name} must be one of {', '.join(map(repr, allowed))}, got {value!r}")
+            raise ConfigError(f"external captions: {name} must be one of {', '.join(map(repr, allowed))}, "
+                              f"got {value!r}")
     source = ", ".join(captions.files) or "the caption set"
     images = list(dict.fromkeys(s.image_path for s in split.samples))
     owner = _index(images, split, match)  # external key -> image path
     found: dict[str, list[str]] = {}
     stray: list[str] = []
+    prefix = split.root.replace(os.sep, "/").rstrip("/") + "/"
     for key, texts in captions.captions.items():
-        image = owner.get(_relative_key(key, split.root, match))
+        if match == "filename":
+            key_in_root = posixpath.basename(key)
+        else:  # an absolute path inside the root is made relative
+            key_in_root = key[len(prefix):] if key.startswith(prefix) else key
+        image = owner.get(key_in_root)
         if image is None:
             stray.append(key)
         else:
@@ -464,6 +479,7 @@ def _index(images: list[str], split: TextReIDSplit, match: str) -> dict[str, str
         sub = "."
     if sub not in (".", ""):
         bases.append(os.path.join(split.root, sub))
+    prefixes = [(base, base.rstrip(os.sep) + os.sep) for base in bases]
     owner: dict[str, str] = {}
     real_dirs: dict[str, str] = {}
     for image in images:
@@ -476,15 +492,14 @@ def _index(images: list[str], split: TextReIDSplit, match: str) -> dict[str, str
                     f"match='filename' cannot tell them apart: join by path (config: data.captions_match: path)"
                 )
             continue
-        for key in _relative_keys(image, bases, real_dirs):
+        for key in _relative_keys(image, prefixes, real_dirs):
             owner.setdefault(key, image)
     return owner
 
 
-def _relative_keys(image: str, bases: list[str], real_dirs: dict[str, str]) -> list[str]:
+def _relative_keys(image: str, prefixes: list[tuple[str, str]], real_dirs: dict[str, str]) -> list[str]:
     keys = []
-    for base in bases:
-        prefix = base.rstrip(os.sep) + os.sep
+    for base, prefix in prefixes:
         rel = image[len(prefix):] if image.startswith(prefix) else os.path.relpath(image, base)
         if rel.startswith(".."):
             # the root is stored resolved; the sample path may run through a symlinked folder
@@ -494,17 +509,8 @@ def _relative_keys(image: str, bases: list[str], real_dirs: dict[str, str]) -> l
                 real = real_dirs[folder] = os.path.realpath(folder)
             rel = os.path.relpath(os.path.join(real, name), os.path.realpath(base))
         if not rel.startswith(".."):
-            keys.append(normalize_key(rel.replace(os.sep, "/")))
+            keys.append(normalize_key(rel if os.sep == "/" else rel.replace(os.sep, "/")))
     return keys
-
-
-def _relative_key(key: str, root: str, match: str) -> str:
-    if match == "filename":
-        return posixpath.basename(key)
-    prefix = root.replace(os.sep, "/").rstrip("/") + "/"
-    if key.startswith(prefix):
-        return key[len(prefix):]
-    return key
 
 
 def _shown_path(image: str, root: str) -> str:
