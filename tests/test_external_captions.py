@@ -18,6 +18,7 @@ import pytest
 from plip.data.external_captions import CaptionSet, join_captions, normalize_key, read_caption_set
 from plip.data.textreid import PersonSample, TextReIDSplit
 from plip.errors import ConfigError, DataError
+from plip.tokenizer import PLIPTokenizer
 
 ROOT = "/data/synth"
 
@@ -255,7 +256,6 @@ def test_attribute_masker_finds_units_in_an_external_caption():
     """A caption set has no attribute field: IAP masks the lexicon words of the caption itself."""
     import torch
 
-    from plip.tokenizer import PLIPTokenizer
     from plip.training.masking import AttributeMasker
 
     tokenizer = PLIPTokenizer()
@@ -277,7 +277,6 @@ def test_plip_train_pretrain_on_recaptioned_synth_data(tmp_path, monkeypatch, ca
     own encoding of them is what the dataset holds)."""
     from plip.app.cli.main import main
     from plip.data.textreid import load_text_reid
-    from plip.tokenizer import PLIPTokenizer
     from plip.training.tasks import pretrain
 
     data = tmp_path / "synth"
@@ -314,3 +313,46 @@ def test_plip_train_pretrain_on_recaptioned_synth_data(tmp_path, monkeypatch, ca
     assert [item.captions for item in dataset.items] == expected
     steps = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert any(s["kind"] == "step" and s["iap"] > 0 for s in steps)
+
+
+@pytest.fixture(scope="module")
+def synth_root(tmp_path_factory):
+    from plip.data.synthetic import generate_dataset
+
+    root = tmp_path_factory.mktemp("synth") / "persons"
+    generate_dataset(root, identities=10, images_per_id=2, seed=7, workers=0, progress=False)
+    return root
+
+
+def test_finetune_counts_identities_after_the_join_and_evaluation_keeps_its_captions(synth_root, tmp_path, monkeypatch):
+    """CMPM/C fine-tuning reads the joined split (``drop`` leaves out people); evaluation reads
+    the dataset's own captions (its split compared with ``load_text_reid``'s)."""
+    from plip.data.textreid import load_text_reid
+    from plip.evaluation import text_retrieval
+    from plip.training import load_config
+    from plip.training.tasks._plip import evaluate_plip
+    from plip.training.tasks.finetune import FinetuneConfig, FinetuneTask
+
+    train = load_text_reid("cuhk-pedes", synth_root, "train")
+    keep = sorted({s.person_id for s in train.samples})[:3]
+    rows = [{"path": s.image_path[len(train.root) + 1:], "caption": f"person {s.person_id} in a blue coat"}
+            for s in train.samples if s.person_id in keep]
+    captions = _write(tmp_path / "some.json", json.dumps(rows))
+    cfg = load_config(FinetuneConfig, None, [
+        "model.name=tiny", "model.freeze_text_layers=0", "data.image_size=[64,32]", "data.dataset=cuhk-pedes",
+        f"data.root={synth_root}", f"data.captions_file={captions}", "data.captions_missing=drop", "data.num_workers=0",
+    ])
+    task = FinetuneTask()
+    task.build_model(cfg)
+    assert task._num_classes == 3
+    data = task.build_train_data(cfg)
+    assert {c for s in data.dataset.items for c in s.captions} == {
+        tuple(t) for t in PLIPTokenizer().encode([r["caption"] for r in rows])}
+
+    seen = []
+    monkeypatch.setattr(text_retrieval, "evaluate_text_to_image",
+                        lambda model, split, **kw: seen.append(split) or {"t2i": {"R@1": 0.0}})
+    cfg.data.eval_split = "test"
+    evaluate_plip(None, cfg)
+    own = load_text_reid("cuhk-pedes", synth_root, "test")
+    assert [s.captions for s in seen[0].samples] == [s.captions for s in own.samples]
