@@ -18,7 +18,7 @@ from plip.training.tasks.bot import BoTConfig
 from plip.training.tasks.mgn import MGNConfig
 from plip.training.tasks.par import PARConfig
 from plip.errors import ConfigError
-from plip import PLIPModel, create_model
+from plip import create_model
 from plip.models import PLIPConfig
 from plip.training import get_task, list_tasks, load_config, train
 
