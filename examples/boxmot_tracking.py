@@ -1,4 +1,6 @@
-"""Track three synthetic people with boxmot's BotSort and DeepOcSort, PLIP as the ReID model.
+"""Track three synthetic people with boxmot's BotSort and DeepOcSort, PLIP as the ReID model:
+once through ``PLIPReID`` (in-process), once through the file ``plip export --for boxmot``
+writes, which boxmot's own ONNX backend runs (``reid_weights=``).
 
     pip install "plip-person[integrations]"
     python examples/boxmot_tracking.py
@@ -9,10 +11,14 @@ Offline, CPU, plip-tiny-synth. With a detector, pass its ``(N, 6)`` boxes
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import numpy as np
 from boxmot import BotSort, DeepOcSort
 from PIL import Image
 
+import plip
 from plip.data.synthetic import render_image, sample_identities, sample_variation
 from plip.integrations.boxmot import PLIPReID
 
@@ -34,15 +40,29 @@ def scene(frames: int = 24, height: int = 240, width: int = 480):
         yield np.ascontiguousarray(frame[:, :, ::-1]), np.array(boxes, np.float32)
 
 
+def track(tracker) -> dict[int, set[int]]:
+    """The track ids each of the three people got."""
+    ids: dict[int, set[int]] = {0: set(), 1: set(), 2: set()}
+    for frame, boxes in scene():
+        dets = np.hstack([boxes, np.full((3, 1), 0.9, np.float32), np.zeros((3, 1), np.float32)])
+        for x1, y1, x2, y2, track_id, conf, cls, det in tracker.update(dets, frame)[:, :8]:
+            ids[int(det)].add(int(track_id))
+    return ids
+
+
 def main() -> None:
+    # A static camera: camera-motion compensation off (use_cmc / cmc_off).
     reid = PLIPReID("plip-tiny-synth")  # or PLIPReID("plip-rn50"), PLIPReID(plip.load(...)), a plip BoT
     for tracker in (BotSort(reid_model=reid, use_cmc=False), DeepOcSort(reid_model=reid, cmc_off=True)):
-        ids: dict[int, set[int]] = {0: set(), 1: set(), 2: set()}
-        for frame, boxes in scene():
-            dets = np.hstack([boxes, np.full((3, 1), 0.9, np.float32), np.zeros((3, 1), np.float32)])
-            for x1, y1, x2, y2, track_id, conf, cls, det in tracker.update(dets, frame)[:, :8]:
-                ids[int(det)].add(int(track_id))
-        print(f"{type(tracker).__name__}: track ids per person {ids}")
+        print(f"{type(tracker).__name__} + PLIPReID: track ids per person {track(tracker)}")
+
+    with tempfile.TemporaryDirectory() as folder:
+        # = `plip export --model plip-tiny-synth --for boxmot --out FOLDER`
+        weights = plip.export("plip-tiny-synth", folder, tower="image", target="boxmot").files["image"]
+        print(f"exported {Path(weights).name} (+ {Path(weights).name}.metadata.json, boxmot's side file)")
+        for tracker in (BotSort(reid_weights=weights, device="cpu", half=False, use_cmc=False),
+                        DeepOcSort(reid_weights=weights, device="cpu", half=False, cmc_off=True)):
+            print(f"{type(tracker).__name__} + {Path(weights).name}: track ids per person {track(tracker)}")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """``plip train bot|mgn|par`` end to end on tiny synthetic benchmarks, and the model folders.
 
-The datasets are written by the tests in the real formats (Market-1501 file names; the
-PA-100K ``annotation.mat``) with synthetic persons (plip.data.synthetic); the backbone is a
-tiny PLIP model folder. Each run trains a few steps on CPU, evaluates, exports, and the
+The datasets are in the real formats with synthetic persons (plip.data.synthetic): the
+Market-1501 file names written here, the PA-100K ``annotation.mat`` by ``write_pa100k``; the
+backbone is a tiny PLIP model folder. Each run trains a few steps on CPU, evaluates, exports, and the
 exported folder is reloaded with plip.downstream.load_model.
 """
 
@@ -12,12 +12,13 @@ import numpy as np
 import pytest
 import torch
 
+from plip.data.attribute_names import PA100K_ATTRIBUTES
 from plip.downstream import BoT, load_model
 from plip.training.tasks.bot import BoTConfig
 from plip.training.tasks.mgn import MGNConfig
 from plip.training.tasks.par import PARConfig
 from plip.errors import ConfigError
-from plip import PLIPModel, create_model
+from plip import create_model
 from plip.models import PLIPConfig
 from plip.training import get_task, list_tasks, load_config, train
 
@@ -62,28 +63,12 @@ def tiny_plip_folder(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def pa100k(tmp_path_factory):
-    """A PA-100K-format folder (annotation.mat + data/) with 5 attributes read off the people."""
-    from scipy.io import savemat
+    """A PA-100K-format folder (annotation.mat + data/, the 26 attributes read off what was drawn;
+    ``plip synth --format pa100k``): 6 train, 2 val, 4 test persons x 2 images."""
+    from plip.data.synthetic.formats import write_pa100k
 
-    from plip.data.synthetic import sample_identities
-
-    root = tmp_path_factory.mktemp("pa100k")
-    (root / "data").mkdir()
-    names = ["Female", "LongHair", "Hat", "Backpack", "ShortSleeve"]
-    people = sample_identities(12, seed=5)
-    content = {"attributes": np.array([[n] for n in names], dtype=object)}
-    for split, group in (("train", people[:6]), ("val", people[6:8]), ("test", people[8:])):
-        files, labels = [], []
-        for person in group:
-            for shot in range(2):
-                name = f"{split}_{person.person_id:03d}_{shot}.jpg"
-                _render(person, shot).save(root / "data" / name)
-                files.append([name])
-                labels.append([person.gender == "female", person.hair_length == "long", person.cap_colour is not None,
-                               person.bag_kind == "backpack", person.sleeve == "short"])
-        content[f"{split}_images_name"] = np.array(files, dtype=object)
-        content[f"{split}_label"] = np.array(labels, dtype=np.uint8)
-    savemat(root / "annotation.mat", content)
+    root = tmp_path_factory.mktemp("pa100k") / "pa100k"
+    write_pa100k(root, identities=12, images_per_id=2, seed=5, split=(6 / 12, 2 / 12, 4 / 12), progress=False)
     return root
 
 
@@ -147,7 +132,7 @@ def test_plip_train_par_end_to_end_and_continue_from_init(pa100k, tiny_plip_fold
                           "train.batch_size=8"], tmp_path)
     assert set(result.last_eval) == {"mA", "accuracy", "precision", "recall", "f1", "loss"}
     model = load_model(result.export_dir)
-    assert model.attribute_names == ["Female", "LongHair", "Hat", "Backpack", "ShortSleeve"]
+    assert model.attribute_names == list(PA100K_ATTRIBUTES)
     again = _run("par", [f"data.root={pa100k}", f"model.init={result.export_dir}", "data.image_size=[64,32]",
                          "train.batch_size=8", f"output_dir={tmp_path / 'again'}"], tmp_path)
     assert again.global_step >= 1

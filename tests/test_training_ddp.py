@@ -48,26 +48,11 @@ def write_market(root: Path, train_ids: int = 8) -> Path:
 
 
 def write_pa100k(root: Path) -> Path:
-    """PA-100K layout (annotation.mat + data/), 3 attributes read off synthetic people."""
-    from scipy.io import savemat
+    """PA-100K layout (annotation.mat + data/, ``plip synth --format pa100k``): 4 train, 2 val,
+    4 test persons x 2 images."""
+    from plip.data.synthetic.formats import write_pa100k as write
 
-    from plip.data.synthetic import sample_identities
-
-    (root / "data").mkdir(parents=True)
-    names = ["Female", "LongHair", "Backpack"]
-    people = sample_identities(10, seed=5)
-    content = {"attributes": np.array([[n] for n in names], dtype=object)}
-    for split, group in (("train", people[:4]), ("val", people[4:6]), ("test", people[6:])):
-        files, labels = [], []
-        for person in group:
-            for shot in range(2):
-                name = f"{split}_{person.person_id:03d}_{shot}.jpg"
-                _render(person, shot).save(root / "data" / name)
-                files.append([name])
-                labels.append([person.gender == "female", person.hair_length == "long", person.bag_kind == "backpack"])
-        content[f"{split}_images_name"] = np.array(files, dtype=object)
-        content[f"{split}_label"] = np.array(labels, dtype=np.uint8)
-    savemat(root / "annotation.mat", content)
+    write(root, identities=10, images_per_id=2, seed=5, split=(0.4, 0.2, 0.4), progress=False)
     return root
 
 

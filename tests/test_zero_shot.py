@@ -347,41 +347,14 @@ def test_plip_describe_and_errors(trained, crops, tmp_path, capsys):
     assert not (tmp_path / "x.csv").exists()
 
 
-def _pa100k_labels(person, view):
-    """PA-100K's 26 flags of a synthetic person (in PA100K_ATTRIBUTES order)."""
-    p = person
-    flags = {
-        "Female": p.gender == "female", "Age18-60": True, "Front": view == "front", "Side": view == "side",
-        "Back": view == "back", "Hat": p.cap_colour is not None, "HandBag": p.bag_kind == "handbag",
-        "Backpack": p.bag_kind == "backpack", "ShortSleeve": p.sleeve == "short", "LongSleeve": p.sleeve == "long",
-        "LongCoat": p.upper_kind == "coat", "Trousers": p.lower_kind == "trousers", "Shorts": p.lower_kind == "shorts",
-        "Skirt&Dress": p.lower_kind in ("skirt", "dress"),
-    }  # fmt: skip
-    return [int(flags.get(name, False)) for name in ATTRIBUTE_NAMES["pa100k"]]
-
-
 @pytest.fixture(scope="module")
 def pa100k_folder(tmp_path_factory):
-    """A PA-100K-format folder (annotation.mat + data/) of synthetic persons, all 26 columns."""
-    from scipy.io import savemat
+    """A PA-100K-format folder (annotation.mat + data/) of 60 synthetic persons, all 26 columns
+    (``plip synth --format pa100k``): 30 train, 6 val, 24 test persons, one image each."""
+    from plip.data.synthetic.formats import write_pa100k
 
-    from plip.data.synthetic import render_image, sample_identities, sample_variation
-
-    root = tmp_path_factory.mktemp("pa100k")
-    (root / "data").mkdir()
-    content = {"attributes": np.array([[n] for n in ATTRIBUTE_NAMES["pa100k"]], dtype=object)}
-    people = sample_identities(60, seed=9)
-    for split, group in (("train", people[:30]), ("val", people[30:36]), ("test", people[36:])):
-        files, labels = [], []
-        for person in group:
-            variation = sample_variation(np.random.default_rng([4, person.person_id]))
-            name = f"{split}_{person.person_id:04d}.jpg"
-            render_image(person, variation).save(root / "data" / name)
-            files.append([name])
-            labels.append(_pa100k_labels(person, variation.view))
-        content[f"{split}_images_name"] = np.array(files, dtype=object)
-        content[f"{split}_label"] = np.array(labels, dtype=np.uint8)
-    savemat(root / "annotation.mat", content)
+    root = tmp_path_factory.mktemp("pa100k") / "pa100k"
+    write_pa100k(root, identities=60, images_per_id=1, seed=9, split=(0.5, 0.1, 0.4), progress=False)
     return root
 
 

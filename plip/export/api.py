@@ -31,6 +31,8 @@ TARGETS = ("boxmot",)
 #: Largest |exported - PyTorch| allowed on the export-time check (normalised embeddings).
 PARITY_TOLERANCE = 1e-4
 TOKENIZER_FILE = "tokenizer.json"
+#: Suffixes read as a graph file name (not a folder) in ``out``.
+GRAPH_SUFFIXES = (".onnx", ".pt", ".xml", ".ts", ".torchscript")
 
 
 @dataclass
@@ -86,7 +88,9 @@ def export(
             (:class:`~plip.export.conventions.InputConvention`); the conversion to the
             model's own is folded into the graph.
         target: ``"boxmot"`` picks boxmot's conventions (ImageNet mean / std, [0, 1], RGB
-            after its BGR -> RGB conversion) and writes its ``<file>.metadata.json``.
+            after its BGR -> RGB conversion) and file suffixes (``.onnx``, ``.torchscript``,
+            ``.xml``; a folder ``out`` receives ``plip_reid<suffix>``) and writes its
+            ``<file>.metadata.json``.
         normalize: L2-normalise the output inside the graph.
         quantize: ``"int8"`` (ONNX only): static per-channel QDQ for the image tower,
             dynamic for the text tower, kept only if it passes the accuracy gate.
@@ -120,15 +124,22 @@ def export(
             raise PlipError("target 'boxmot' exports the image tower only (tower='image')")
         if (input_norm, input_range, channels) != ("plip", "0-1", "rgb"):
             raise PlipError("target 'boxmot' sets the input conventions itself; leave input_norm/input_range/channels")
-        if fmt.name not in ("onnx", "torchscript", "openvino"):
+        from .boxmot import BOXMOT_STEM, BOXMOT_SUFFIXES
+
+        if fmt.name not in BOXMOT_SUFFIXES:
             raise PlipError(f"boxmot cannot read format {fmt.name!r}")
-        convention = BOXMOT
+        convention, suffix, stem = BOXMOT, BOXMOT_SUFFIXES[fmt.name], BOXMOT_STEM
+        if Path(out).suffix.lower() in GRAPH_SUFFIXES and Path(out).suffix.lower() != suffix:
+            raise PlipError(
+                f"{out}: boxmot picks its ReID backend by the file suffix and reads {fmt.name} only from "
+                f"'*{suffix}' files (e.g. {Path(out).with_suffix(suffix).name})"
+            )
     else:
-        convention = InputConvention(input_norm, input_range, channels)
+        convention, suffix, stem = InputConvention(input_norm, input_range, channels), fmt.suffix, None
     if opset < MIN_OPSET:
         raise PlipError(f"opset must be >= {MIN_OPSET}, got {opset}")
     towers = ("image", "text") if tower == "both" else (tower,)
-    destinations = _destinations(Path(out), towers, fmt.suffix)
+    destinations = _destinations(Path(out), towers, suffix, stem)
     companions = _companions(destinations, fmt, target)
     if not overwrite:
         existing = [p for p in companions if p.exists()]
@@ -191,15 +202,16 @@ def _as_model(model: Any):
     return model
 
 
-def _destinations(out: Path, towers: tuple[str, ...], suffix: str) -> dict[str, Path]:
+def _destinations(out: Path, towers: tuple[str, ...], suffix: str, stem: str | None = None) -> dict[str, Path]:
+    """Each tower's file: ``out`` itself (one tower, the format's suffix) or ``out/<stem or tower><suffix>``."""
     if len(towers) == 1 and out.suffix.lower() == suffix:
         return {towers[0]: out}
-    if out.suffix and out.suffix.lower() in (".onnx", ".pt", ".xml", ".ts", ".torchscript"):
+    if out.suffix and out.suffix.lower() in GRAPH_SUFFIXES:
         raise PlipError(
             f"{out}: a file name needs one tower and the format's suffix {suffix!r}; "
             "for both towers give a folder"
         )
-    return {name: out / f"{name}{suffix}" for name in towers}
+    return {name: out / f"{stem or name}{suffix}" for name in towers}
 
 
 def _companions(destinations: dict[str, Path], fmt, target: str | None) -> list[Path]:

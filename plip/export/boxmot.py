@@ -2,8 +2,10 @@
 
 What boxmot (``boxmot.reid``) expects, read from its sources:
 
-* the backend is chosen by the file suffix (``.onnx``, ``.pt`` TorchScript, ``.xml``
-  OpenVINO) and takes the graph's first input / first output, NCHW float32;
+* the backend is chosen by the file suffix (``boxmot/reid/core/formats.py``): ``.onnx``,
+  ``.torchscript`` (TorchScript), ``.xml`` (OpenVINO); ``.pt`` is a PyTorch checkpoint of
+  boxmot's own architectures there, so plip's usual TorchScript suffix cannot be used. The
+  backend takes the graph's first input / first output, NCHW float32;
 * crops are cut from the BGR frame, resized to the input size with ``cv2.INTER_LINEAR``,
   converted to RGB, scaled to [0, 1] and normalised with the ImageNet mean / std
   (``boxmot/reid/core/crops.py``); features are L2-normalised afterwards;
@@ -11,8 +13,10 @@ What boxmot (``boxmot.reid``) expects, read from its sources:
   (``model_kwargs.img_size``; ``boxmot/reid/core/artifacts.py``), else from the model
   name, else 256x128. A static input size in the ONNX graph also overrides it.
 
-So plip writes the graph with ImageNet / [0, 1] / RGB input folded in, and the side file
-always (a 256x128 model does not need it, but it names the model and its contract).
+So plip writes the graph with ImageNet / [0, 1] / RGB input folded in, under boxmot's
+suffix (:data:`BOXMOT_SUFFIXES`; a folder ``out`` receives ``plip_reid<suffix>``), and the
+side file always (a 256x128 model does not need it, but it names the model and its contract;
+without it boxmot's TorchScript and OpenVINO backends would feed 256x128 crops).
 """
 
 from __future__ import annotations
@@ -23,7 +27,12 @@ from typing import Any
 
 from ..utils.io import atomic_write_text
 
-__all__ = ["boxmot_metadata_path", "write_boxmot_metadata", "boxmot_metadata"]
+__all__ = ["boxmot_metadata_path", "write_boxmot_metadata", "boxmot_metadata", "BOXMOT_SUFFIXES", "BOXMOT_STEM"]
+
+#: The file suffix boxmot selects each backend by, per plip export format.
+BOXMOT_SUFFIXES = {"onnx": ".onnx", "torchscript": ".torchscript", "openvino": ".xml"}
+#: The file name (without suffix) a folder ``out`` receives for boxmot.
+BOXMOT_STEM = "plip_reid"
 
 
 def boxmot_metadata_path(path: str | Path) -> Path:

@@ -23,7 +23,8 @@ def register(subparsers) -> None:
                         help="pixel scale before normalisation (matters with --input-norm none)")
     parser.add_argument("--channels", default="rgb", choices=["rgb", "bgr"], help="channel order of the image tensor")
     parser.add_argument("--for", dest="target", default=None, choices=["boxmot"],
-                        help="a consumer's conventions: boxmot = ImageNet norm, [0, 1], RGB, plus its metadata file")
+                        help="a consumer's conventions: boxmot = ImageNet norm, [0, 1], RGB, boxmot's suffixes "
+                        "(.onnx, .torchscript, .xml; a folder --out gets plip_reid.<ext>) and its metadata file")
     parser.add_argument("--no-normalize", action="store_true", help="do not L2-normalise the output in the graph")
     parser.add_argument("--quantize", default=None, choices=["int8"],
                         help="int8 (ONNX): static per-channel QDQ image tower, dynamic text tower, under the accuracy gate")

@@ -3,6 +3,7 @@ the text-ReID data section, and the model's own tokenizer and preprocessing for 
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from typing import Literal
@@ -70,6 +71,14 @@ class TextReIDDataConfig(DataConfig):
         eval_dataset / eval_root / eval_split: held-out split for evaluation (defaults: the
             training dataset and root, split ``test``).
         eval_batch_size: encoding batch size during evaluation.
+        captions_file: an external caption set (or a list of files) joined to the training
+            images by path (:mod:`plip.data.external_captions`); evaluation data never is.
+        captions_format: ``auto``, ``ham-pedes``, ``luperson-mllm``, ``json`` or ``csv``.
+        captions_mode: ``replace`` the images' own captions or ``append`` to them.
+        captions_unmatched: an external entry naming no image is an ``error`` or is ``skip``-ped.
+        captions_missing: an image without external captions (under ``replace``) is an
+            ``error``, ``keep``-s its own captions, or is ``drop``-ped.
+        captions_match: join by relative ``path`` or by ``filename`` only.
     """
 
     dataset: str = "synth-pedes"
@@ -80,6 +89,12 @@ class TextReIDDataConfig(DataConfig):
     eval_root: str = ""
     eval_split: str = "test"
     eval_batch_size: int = 128
+    captions_file: str | list[str] | None = None
+    captions_format: Literal["auto", "ham-pedes", "luperson-mllm", "json", "csv"] = "auto"
+    captions_mode: Literal["replace", "append"] = "replace"
+    captions_unmatched: Literal["error", "skip"] = "error"
+    captions_missing: Literal["error", "keep", "drop"] = "error"
+    captions_match: Literal["path", "filename"] = "path"
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -166,6 +181,19 @@ def load_text_reid_split(dataset: str, root: str, split: str):
     if not root:
         raise ConfigError("config key 'data.root' is empty: give the dataset folder")
     return load_text_reid(dataset, root, split)
+
+
+def load_train_split(data: TextReIDDataConfig):
+    """The training split, re-captioned from ``data.captions_file`` when set (report logged)."""
+    split = load_text_reid_split(data.dataset, data.root, data.split)
+    if data.captions_file:
+        from ...data.external_captions import join_captions, read_caption_set
+
+        captions = read_caption_set(data.captions_file, data.captions_format)
+        split, report = join_captions(split, captions, mode=data.captions_mode, unmatched=data.captions_unmatched,
+                                      missing=data.captions_missing, match=data.captions_match)
+        logging.getLogger("plip.training").info("%s", report)
+    return split
 
 
 def evaluate_plip(plip_model: PLIPModel, cfg) -> dict[str, float]:

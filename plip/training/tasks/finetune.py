@@ -12,7 +12,7 @@ from ..config import RunConfig
 from ..losses import CMPCHead, cmpm_loss
 from ..task import StepContext, Task, TrainData, register_task, unwrap_model
 from ..text_data import CaptionedImages, CollateCaptioned
-from ._plip import PLIPModelConfig, TextReIDDataConfig, build_plip_model, evaluate_plip, load_text_reid_split
+from ._plip import PLIPModelConfig, TextReIDDataConfig, build_plip_model, evaluate_plip, load_train_split
 
 __all__ = ["FinetuneModelConfig", "FinetuneConfig", "FinetuneTask", "PLIPWithCMPMC"]
 
@@ -77,7 +77,7 @@ class FinetuneTask(Task):
 
     def build_train_data(self, cfg: FinetuneConfig) -> TrainData:
         encoder = self._encoder if self._encoder is not None else build_plip_model(cfg.model, cfg.data.image_size)
-        split = load_text_reid_split(cfg.data.dataset, cfg.data.root, cfg.data.split)
+        split = load_train_split(cfg.data)
         tokenizer = encoder.tokenizer
         dataset = CaptionedImages(split.samples, encoder.preprocess, tokenizer, mode="pairs",
                                   flip_prob=cfg.data.flip_prob, max_samples=cfg.data.max_samples)
@@ -86,7 +86,7 @@ class FinetuneTask(Task):
 
     def build_model(self, cfg: FinetuneConfig) -> nn.Module:
         if self._num_classes is None:  # the engine builds the model first: count identities
-            split = load_text_reid_split(cfg.data.dataset, cfg.data.root, cfg.data.split)
+            split = load_train_split(cfg.data)
             samples = split.samples[: cfg.data.max_samples] if cfg.data.max_samples else split.samples
             self._num_classes = len({s.person_id for s in samples})
         m = cfg.model

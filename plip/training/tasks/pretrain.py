@@ -13,7 +13,7 @@ from ..masking import AttributeMasker, mask_ratio_schedule
 from ..pretext import PLIPForPretraining, PretrainHeads, PretrainLossWeights, to_grayscale
 from ..task import StepContext, Task, TrainData, register_task, unwrap_model
 from ..text_data import CaptionedImages, CollateCaptioned
-from ._plip import PLIPModelConfig, TextReIDDataConfig, build_plip_model, evaluate_plip, load_text_reid_split
+from ._plip import PLIPModelConfig, TextReIDDataConfig, build_plip_model, evaluate_plip, load_train_split
 
 __all__ = ["PretrainModelConfig", "PretrainConfig", "PretrainTask", "PLIPWithPretextLosses"]
 
@@ -111,7 +111,7 @@ class PretrainTask(Task):
     def build_train_data(self, cfg: PretrainConfig) -> TrainData:
         m = cfg.model
         encoder = self._encoder if self._encoder is not None else build_plip_model(m, cfg.data.image_size)
-        split = load_text_reid_split(cfg.data.dataset, cfg.data.root, cfg.data.split)
+        split = load_train_split(cfg.data)
         tokenizer = encoder.tokenizer
         masker = AttributeMasker(tokenizer.hf) if m.iap_weight > 0 else None
         schedule = functools.partial(
