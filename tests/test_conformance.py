@@ -64,6 +64,18 @@ def test_architecture(name, tmp_path):
         assert torch.equal(again.state_dict()[key], value), key
 
 
+def test_every_tower_kind_is_built_and_covered():
+    """Each ``vision.kind`` has a registered tower, and some architecture above exercises it."""
+    from plip.models import VISION_KINDS, VISION_TOWERS, build_vision_tower
+
+    build_vision_tower(build_config("tiny").vision)  # imports every tower module
+    assert set(VISION_TOWERS) == set(VISION_KINDS)
+    assert {build_config(name).vision.kind for name in ARCHITECTURES} == set(VISION_KINDS)
+    for name in ("tiny", "swin-micro"):  # one small architecture per kind
+        vision = build_config(name).vision
+        assert type(build_vision_tower(vision)) is VISION_TOWERS[vision.kind]
+
+
 # -- registry models -------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_registry_model(name, tmp_path):

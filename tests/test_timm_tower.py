@@ -177,3 +177,17 @@ def test_tiny_timm_recipe_pretrains_with_three_tasks_exports_and_finetunes(synth
     ])
     tuned = train(FinetuneTask(), ft, task_name="finetune")
     assert plip.load(tuned.export_dir).config.vision == encoder.config.vision
+
+
+def test_a_timm_tower_model_exports_and_runs_in_onnxruntime(tmp_path):
+    """plip export / runtime="onnxruntime" work for a timm tower: the exported graph's embeddings
+    equal the PyTorch tower's (oracle: model.encode_image) within 1e-5."""
+    pytest.importorskip("onnxruntime")
+    torch.manual_seed(0)
+    model = plip.create_model(build_config("swin-micro")).eval()
+    model.save_pretrained(tmp_path / "swin")
+    result = plip.export(plip.load(tmp_path / "swin"), tower="image", format="onnx", out=tmp_path / "onnx")
+    assert result.parity["image"] <= 1e-5
+    images = torch.rand(5, 3, 64, 32) * 2 - 1
+    ort_model = plip.load(tmp_path / "swin", runtime="onnxruntime")
+    torch.testing.assert_close(ort_model.encode_image(images), model.encode_image(images), atol=1e-5, rtol=0)

@@ -74,19 +74,25 @@ class FinetuneTask(Task):
     def __init__(self) -> None:
         self._num_classes: int | None = None
         self._encoder: PLIPModel | None = None
+        self._split = None  # read once: build_model counts its identities, build_train_data uses it
 
     def build_train_data(self, cfg: FinetuneConfig) -> TrainData:
         encoder = self._encoder if self._encoder is not None else build_plip_model(cfg.model, cfg.data.image_size)
-        split = load_train_split(cfg.data)
+        split = self._train_split(cfg)
         tokenizer = encoder.tokenizer
         dataset = CaptionedImages(split.samples, encoder.preprocess, tokenizer, mode="pairs",
                                   flip_prob=cfg.data.flip_prob, max_samples=cfg.data.max_samples)
         self._num_classes = dataset.num_classes
         return TrainData(dataset, labels=dataset.labels, collate_fn=CollateCaptioned(tokenizer.pad_token_id))
 
+    def _train_split(self, cfg: FinetuneConfig):
+        if self._split is None or self._split[0] != cfg.data:
+            self._split = (cfg.data, load_train_split(cfg.data))
+        return self._split[1]
+
     def build_model(self, cfg: FinetuneConfig) -> nn.Module:
         if self._num_classes is None:  # the engine builds the model first: count identities
-            split = load_train_split(cfg.data)
+            split = self._train_split(cfg)
             samples = split.samples[: cfg.data.max_samples] if cfg.data.max_samples else split.samples
             self._num_classes = len({s.person_id for s in samples})
         m = cfg.model
