@@ -191,3 +191,39 @@ def test_a_timm_tower_model_exports_and_runs_in_onnxruntime(tmp_path):
     images = torch.rand(5, 3, 64, 32) * 2 - 1
     ort_model = plip.load(tmp_path / "swin", runtime="onnxruntime")
     torch.testing.assert_close(ort_model.encode_image(images), model.encode_image(images), atol=1e-5, rtol=0)
+
+
+def test_bot_and_the_attribute_recogniser_on_a_timm_tower(tmp_path):
+    """plip.backbone of a timm-tower folder loads strictly (oracle: the saved tower's own
+    embedding with attn_pool=True); BoT / AttributeRecognizer train, evaluate and round-trip
+    through save_model / load_model; MGN and last_stride=1 are clear errors."""
+    from plip.downstream import MGN, AttributeRecognizer, BoT, load_model, save_model
+    from plip.downstream.timm_backbone import TimmBackbone
+
+    torch.manual_seed(0)
+    model = plip.create_model(build_config("swin-micro")).eval()
+    model.save_pretrained(tmp_path / "swin")
+    x = torch.randn(4, 3, 64, 32)
+    pooled = plip.backbone(tmp_path / "swin", attn_pool=True).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(pooled(x), model.visual(x))
+    maps = plip.backbone(tmp_path / "swin", out_indices=(1, 3))
+    assert isinstance(maps, TimmBackbone) and [m.shape[1] for m in maps(x)] == [32, 128]
+
+    bot = BoT(6, backbone=tmp_path / "swin", last_stride=2)
+    out = bot(x)
+    assert out.cls_score.shape == (4, 6) and out.global_feat.shape == (4, 128)
+    out.cls_score.sum().backward()
+    assert bot.backbone.trunk.patch_embed.proj.weight.grad is not None
+    par = AttributeRecognizer(["female", "hat"], backbone=tmp_path / "swin")
+    for net in (bot, par):
+        net.eval()
+        with torch.no_grad():
+            before = net(x)
+        save_model(net, tmp_path / type(net).__name__)
+        with torch.no_grad():
+            torch.testing.assert_close(load_model(tmp_path / type(net).__name__)(x), before)
+    with pytest.raises(ConfigError, match="use last_stride=2"):
+        BoT(6, backbone=tmp_path / "swin")
+    with pytest.raises(ConfigError, match="MGN: its branches copy"):
+        MGN(6, backbone=tmp_path / "swin", image_size=None)

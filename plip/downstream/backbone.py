@@ -23,7 +23,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import warnings
-from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import torch
@@ -35,6 +34,8 @@ from ..hub.state_dict import load_state_dict_strict
 from ..hub.visual_weights import load_visual_weights
 from ..models.config import PLIPConfig, PreprocessConfig, VisionConfig
 from ..models.modified_resnet import ModifiedResNet
+from .load_report import BackboneLoadReport
+from .timm_backbone import TimmBackbone
 from .positional import POS_EMBED_KEY, ResizedPositionalEmbeddingWarning, resize_positional_embedding
 
 __all__ = [
@@ -44,32 +45,6 @@ __all__ = [
     "backbone",
     "resize_positional_embedding",
 ]
-
-@dataclass
-class BackboneLoadReport:
-    """What happened to a checkpoint loaded into a :class:`PLIPBackbone`.
-
-    Loading is strict: a missing, unknown or wrongly shaped backbone tensor raises
-    :class:`~plip.errors.CheckpointError`, so ``missing_keys`` and ``unexpected_keys`` of a
-    backbone that exists are always empty. After loading, parts the backbone does not use are
-    dropped (``dropped_keys``: the attention pool unless ``attn_pool=True``) and the positional
-    embedding may be resized (``resized``: ``key: old shape -> new shape``).
-    """
-
-    source: str
-    loaded_keys: list[str] = field(default_factory=list)
-    missing_keys: list[str] = field(default_factory=list)
-    unexpected_keys: list[str] = field(default_factory=list)
-    dropped_keys: list[str] = field(default_factory=list)
-    resized: list[str] = field(default_factory=list)
-
-    def __str__(self) -> str:
-        parts = [f"{len(self.loaded_keys)} tensors loaded from {self.source}"]
-        if self.dropped_keys:
-            parts.append(f"{len(self.dropped_keys)} unused (pooling head) dropped")
-        parts.extend(f"resized {item}" for item in self.resized)
-        return "; ".join(parts)
-
 
 class PLIPBackbone(ModifiedResNet):
     """The PLIP Modified ResNet as a feature extractor (stem, ``layer1`` .. ``layer4``).
@@ -279,11 +254,7 @@ def backbone(
 
 
 def _backbone_class(vision: VisionConfig) -> type:
-    if vision.kind == "timm":
-        from .timm_backbone import TimmBackbone
-
-        return TimmBackbone
-    return PLIPBackbone
+    return TimmBackbone if vision.kind == "timm" else PLIPBackbone
 
 
 def _register_timm_models() -> None:
@@ -297,8 +268,6 @@ def resolve_backbone(
     """The backbone of a downstream model: ``spec`` built by :func:`backbone`, or a prebuilt
     :class:`PLIPBackbone` / ``TimmBackbone`` (without attention pool, with the requested last
     stride) used as is."""
-    from .timm_backbone import TimmBackbone
-
     if isinstance(spec, TimmBackbone):
         if spec.has_head:
             raise ConfigError(f"{where}: the backbone must be built with attn_pool=False")

@@ -23,7 +23,7 @@ from ..errors import ConfigError
 from ..hub.state_dict import load_state_dict_strict
 from ..models.config import PreprocessConfig, VisionConfig
 from ..models.timm_tower import TimmVisionTower
-from .backbone import BackboneLoadReport
+from .load_report import BackboneLoadReport
 
 __all__ = ["TimmBackbone"]
 

@@ -12,7 +12,7 @@ from torch import nn
 from ..errors import PlipError
 from ..hub.folder import default_model_card, write_folder
 from ..models.config import PLIPConfig, PreprocessConfig
-from ..models.towers import build_vision_tower
+from ..models.build import build_vision_tower
 from ..models.text_encoder import TextEncoder
 from . import batching, graphs
 from .retrieval import RetrievalResult, retrieve

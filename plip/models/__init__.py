@@ -11,7 +11,8 @@ from .config import (
 from .modified_resnet import AttentionPool2d, Bottleneck, ModifiedResNet
 from .text_encoder import TextEncoder, TextFeatures
 from .timm_tower import TimmVisionTower
-from .towers import VISION_TOWERS, build_vision_tower, register_vision_tower
+from .build import build_vision_tower
+from .towers import VISION_TOWERS, register_vision_tower
 
 __all__ = [
     "PLIPConfig", "VisionConfig", "TimmTowerConfig", "TextConfig", "PreprocessConfig", "PLIP_MEAN", "PLIP_STD",

@@ -1,11 +1,8 @@
-"""The image-tower registry: ``vision.kind`` -> the module that builds it.
-
->>> from plip.models.towers import build_vision_tower
->>> visual = build_vision_tower(config.vision)   # ModifiedResNet or TimmVisionTower
+"""The image-tower registry: ``vision.kind`` -> the class that builds it.
 
 A tower class registers itself with :func:`register_vision_tower` where it is defined; the
 heads each kind accepts are :data:`plip.models.config.VISION_KINDS` (config validation runs
-without torch).
+without torch). :func:`plip.models.build.build_vision_tower` builds one.
 """
 
 from __future__ import annotations
@@ -15,9 +12,9 @@ from typing import Callable, TypeVar
 from torch import nn
 
 from ..errors import ConfigError
-from .config import VISION_KINDS, VisionConfig
+from .config import VISION_KINDS
 
-__all__ = ["VISION_TOWERS", "register_vision_tower", "build_vision_tower"]
+__all__ = ["VISION_TOWERS", "register_vision_tower"]
 
 #: ``vision.kind`` -> tower class (built as ``cls(vision_config)``).
 VISION_TOWERS: dict[str, type[nn.Module]] = {}
@@ -37,11 +34,3 @@ def register_vision_tower(kind: str) -> Callable[[T], T]:
         return cls
 
     return wrap
-
-
-def build_vision_tower(config: VisionConfig) -> nn.Module:
-    """The image tower ``config`` describes, randomly initialised."""
-    from . import modified_resnet, timm_tower  # noqa: F401  (each registers its tower)
-
-    config.validate()
-    return VISION_TOWERS[config.kind](config)
