@@ -14,6 +14,17 @@ from plip.app.cli.main import main
 from plip.inference.embedding_files import load_embeddings
 
 
+def test_models_lists_the_architectures(capsys):
+    """`plip models --architectures --json` is plip.models.ARCHITECTURES (names, sizes, tower)."""
+    from plip.models import ARCHITECTURES
+
+    assert main(["models", "--architectures", "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert set(rows) == set(ARCHITECTURES)
+    assert rows["swin-b"]["tower"] == "swin_base_patch4_window7_224" and rows["rn50"]["tower"] == "Modified ResNet"
+    assert rows["swin-b"]["input"] == [256, 128] and rows["swin-b"]["dim"] == 768
+
+
 def test_models_lists_the_registry(capsys):
     assert main(["models"]) == 0
     out = capsys.readouterr().out

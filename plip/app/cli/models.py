@@ -8,12 +8,37 @@ import argparse
 def register(subparsers) -> None:
     parser = subparsers.add_parser("models", help="list the named models and where their weights come from")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--architectures", action="store_true",
+                        help="list the architectures a fresh model / training recipe can build (model.name) instead")
     parser.set_defaults(func=run)
+
+
+def _architecture_rows() -> list[dict]:
+    from ...models.config import ARCHITECTURES
+
+    rows = []
+    for name in sorted(ARCHITECTURES):
+        arch = ARCHITECTURES[name]
+        kind = arch.vision.get("kind", "modified_resnet")
+        tower = arch.vision["timm"]["model_name"] if kind == "timm" else "Modified ResNet"
+        rows.append({"name": name, "tower": tower, "input": list(arch.image_size), "dim": arch.dim,
+                     "description": arch.description})
+    return rows
 
 
 def run(args: argparse.Namespace) -> int:
     import json
 
+    if args.architectures:
+        rows = _architecture_rows()
+        if args.json:
+            print(json.dumps(rows, indent=2))
+            return 0
+        name_w = max(len(r["name"]) for r in rows)
+        for r in rows:
+            size = f"{r['input'][0]}x{r['input'][1]}"
+            print(f"{r['name']:<{name_w}}  {size:>7}  {r['dim']:>4}-d  {r['description']}")
+        return 0
     from ...hub.registry import MODELS
 
     rows = [
