@@ -203,6 +203,21 @@ def test_import_plip_stays_light():
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
 
 
+def test_help_of_the_training_command_needs_no_torch():
+    """`plip train --help` (task names, recipes, options) is read without importing torch, and so
+    is `import plip.training` (its names load on first use)."""
+    code = (
+        "import contextlib, io, sys, plip.training\n"
+        "from plip.app.cli.main import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()) as out, contextlib.suppress(SystemExit):\n"
+        "    main(['train', '--help'])\n"
+        "assert 'pretrain_swin_b' in out.getvalue(), out.getvalue()\n"
+        "print('torch' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "False"
+
+
 def test_a_layer_table_entry_exists_for_every_top_level_package():
     names = {f"plip.{p.name}" for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
     names |= {f"plip.{p.stem}" for p in PACKAGE.glob("*.py") if p.stem != "__init__"}

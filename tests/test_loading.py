@@ -153,6 +153,30 @@ def test_hub_download_then_offline_cache(hub, tiny_model, tmp_path, monkeypatch)
     assert torch.equal(_outputs(again)[1], _outputs(tiny_model)[1])
 
 
+def test_hub_unreachable_uses_the_cache_without_retrying(hub, tiny_model, tmp_path, monkeypatch):
+    """No connection to the endpoint (server stopped, HF_HUB_OFFLINE unset): a cached model loads
+    from the cache and an uncached one fails at once; huggingface_hub is only ever asked for
+    local files (oracle: its calls), so its ~30 s of retries never start."""
+    import huggingface_hub
+
+    cache = tmp_path / "hub-cache"
+    plip.load("hf-hub:test-org/plip-tiny", cache_dir=cache)
+    hub.stop()
+    calls = []
+    real = huggingface_hub.hf_hub_download
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs.get("local_files_only"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", spy)
+    again = plip.load("hf-hub:test-org/plip-tiny", cache_dir=cache)
+    assert torch.equal(_outputs(again)[0], _outputs(tiny_model)[0])
+    with pytest.raises(ModelNotFoundError, match="could not be downloaded .no connection to http://127.0.0.1"):
+        plip.load("hf-hub:test-org/plip-tiny", cache_dir=tmp_path / "empty-cache")
+    assert calls and all(calls)
+
+
 def test_hub_offline_uncached_says_what_to_do(hub, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ModelNotFoundError, match="not in the local cache and HF_HUB_OFFLINE is set"):

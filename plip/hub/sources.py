@@ -103,6 +103,32 @@ def _hub_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
+_PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
+
+
+def _endpoint_reachable(url: str, timeout: float = 3.0) -> bool:
+    """Whether a TCP connection to the Hub endpoint opens within ``timeout`` seconds.
+
+    huggingface_hub retries a failed request five times with back-off (about 30 s) before it
+    gives up; one probe first lets an offline machine use its cache, or fail, at once. Behind a
+    proxy a direct connection proves nothing, so the Hub is then assumed reachable.
+    """
+    import socket
+    from urllib.parse import urlsplit
+
+    if any(os.environ.get(name) for name in _PROXY_VARIABLES):
+        return True
+    parts = urlsplit(url)
+    if not parts.hostname:
+        return True  # let huggingface_hub report a malformed endpoint
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        socket.create_connection((parts.hostname, port), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
 def download_from_hub(repo: str, revision: str = "main", cache_dir: str | os.PathLike | None = None) -> Path:
     """Fetch a model folder from the Hub (or its cache) and verify the weights' checksum.
 
@@ -120,12 +146,14 @@ def download_from_hub(repo: str, revision: str = "main", cache_dir: str | os.Pat
         raise ModelNotFoundError(f"Hub repository must look like 'org/name', got {repo!r}")
     endpoint = os.environ.get("HF_ENDPOINT") or None
     offline = _hub_offline()
+    # no connection: the cache is all there is (a cached model loads without waiting on retries)
+    unreachable = not offline and not _endpoint_reachable(endpoint or "https://huggingface.co")
     paths = {}
     for filename in REQUIRED_FILES + TOKENIZER_FILES:
         try:
             paths[filename] = hf_hub_download(
                 repo, filename, revision=revision, cache_dir=cache_dir,
-                endpoint=endpoint, local_files_only=offline,
+                endpoint=endpoint, local_files_only=offline or unreachable,
             )
         except LocalEntryNotFoundError:
             if offline:

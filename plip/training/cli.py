@@ -21,7 +21,6 @@ from typing import Sequence
 
 from ..errors import PlipError
 from .config import dump_config, list_recipes, load_config
-from .task import get_task
 
 __all__ = ["add_arguments", "run", "main", "IntermixedArgumentParser"]
 
@@ -88,6 +87,8 @@ def _setup_logging() -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Load and validate the config (before any data), then train."""
+    from .task import get_task  # torch: only once a task runs (`--help` stays fast)
+
     task = get_task(args.task)
     cfg = load_config(task.config_class, args.config or task.default_recipe, args.overrides)
     if args.print_config:
