@@ -267,12 +267,14 @@ class PretrainHeads(nn.Module):
         fpn_channels: int = 256,
         hidden_norm_act: bool = True,
         se_init: str = "torch",
+        stage_channels: Sequence[int] | None = None,
     ) -> "PretrainHeads":
-        """Heads sized for a :class:`plip.models.PLIPConfig` (``vision.stage_channels``,
-        ``vision.output_dim``, the ``text`` BERT fields); ``tic``/``iap`` False leaves that head out."""
+        """Heads sized for a :class:`plip.models.PLIPConfig` (the TIC decoder reads
+        ``stage_channels``, default the Modified ResNet's ``vision.stage_channels``; the IAP head
+        ``vision.output_dim`` and the ``text`` BERT fields); ``tic``/``iap`` False leaves that head out."""
         decoder = (
             ColorizationDecoder(
-                config.vision.stage_channels,
+                config.vision.stage_channels if stage_channels is None else stage_channels,
                 text_dim=config.text.hidden_size,
                 fpn_channels=fpn_channels,
                 hidden_norm_act=hidden_norm_act,
@@ -284,19 +286,11 @@ class PretrainHeads(nn.Module):
         head = AttributePredictionHead.from_text_config(config.text, image_dim=config.vision.output_dim) if iap else None
         return cls(decoder, head)
 
-
     @classmethod
-    def for_model(
-        cls,
-        model: nn.Module,
-        tic: bool = True,
-        iap: bool = True,
-        fpn_channels: int = 256,
-        hidden_norm_act: bool = True,
-        se_init: str = "torch",
-    ) -> "PretrainHeads":
+    def for_model(cls, model: nn.Module, tic: bool = True, **kwargs: Any) -> "PretrainHeads":
         """Heads sized for a built PLIP model: the TIC decoder reads its image tower's stage maps
-        (``model.visual.stage_channels`` / ``reductions``: any tower kind).
+        (``model.visual.stage_channels`` / ``reductions``: any tower kind); ``kwargs`` as
+        :meth:`from_config`.
 
         Raises:
             ConfigError: TIC is on but the tower's maps do not fit the decoder (four maps, the
@@ -304,14 +298,7 @@ class PretrainHeads(nn.Module):
         """
         if tic:
             check_tic_stages(model.visual, model.config.vision.image_size)
-        config = model.config
-        decoder = (
-            ColorizationDecoder(model.visual.stage_channels, text_dim=config.text.hidden_size,
-                                fpn_channels=fpn_channels, hidden_norm_act=hidden_norm_act, se_init=se_init)
-            if tic else None
-        )
-        head = AttributePredictionHead.from_text_config(config.text, image_dim=config.vision.output_dim) if iap else None
-        return cls(decoder, head)
+        return cls.from_config(model.config, tic=tic, stage_channels=model.visual.stage_channels, **kwargs)
 
 
 def check_tic_stages(visual: nn.Module, image_size: Sequence[int]) -> None:
