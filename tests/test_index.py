@@ -23,7 +23,8 @@ import torch
 import plip
 from plip.app.cli.main import main
 from plip.errors import ImageLoadError, PlipError
-from plip.index import IndexFormatError, MissingShardError, ModelMismatchError, backends, shards
+from plip.index import IndexFormatError, MissingShardError, ModelMismatchError, backends
+from plip.inference import shards
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -185,7 +186,7 @@ def test_auto_without_faiss_searches_exactly_and_says_so_once(tmp_path, monkeypa
 KILLER = textwrap.dedent("""
     import os, signal, sys
     import plip
-    from plip.index import shards
+    from plip.inference import shards
     from safetensors.torch import save_file as real_save
     written = []
     def save_then_die(tensors, path, metadata=None):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
@@ -15,7 +14,8 @@ import torch
 
 from ..errors import PlipError
 from ..utils.io import atomic_path, atomic_write_text
-from . import backends, filters, shards, storage
+from ..inference import shards
+from . import backends, filters, storage
 from .distributed import ranks
 from .errors import IndexFormatError, ModelMismatchError
 from .exact import exact_search
@@ -443,29 +443,17 @@ def _encode(work: Path, model: Any, root: str, files: list[str], fingerprint: st
     """Run the sharded encoding on every rank; on rank 0 ``(kept, bad, blocks)``, else None."""
     ctx = ranks()
     try:
-        if ctx.is_main:
-            if restart:
-                shutil.rmtree(work, ignore_errors=True)
-            digest = shards.prepare(work, root, files, shard_size, fingerprint)
-        ctx.barrier()
-        digest = shards.plan_digest(files, shard_size, fingerprint)
-        if not ctx.is_main and json.loads((work / shards.PLAN).read_text())["digest"] != digest:
-            raise PlipError(f"rank {ctx.rank}: sees other files than rank 0 under {root} (is the folder shared?)")
-        total = shards.shard_count(len(files), shard_size)
-        done = shards.done_shards(work, digest, total)
-        mine = [k for k in range(total) if k % ctx.world == ctx.rank and k not in done]
-        if done and ctx.is_main:
-            print(f"resuming: {len(done)} of {total} shards already encoded", file=sys.stderr)
-        shards.encode_shards(model, root, files, work, digest, mine, shard_size=shard_size, batch_size=batch_size,
-                             workers=workers, skip_bad=skip_bad, progress=progress and ctx.is_main)
-        ctx.barrier()
-        if not ctx.is_main:
+        done = shards.encode_resumable(
+            model, root, files, work, fingerprint=fingerprint, shard_size=shard_size,
+            batch_size=batch_size, workers=workers, skip_bad=skip_bad, progress=progress, restart=restart,
+            rank=ctx.rank, world=ctx.world, barrier=ctx.barrier,
+        )
+        if done is None:
             return None
-        kept, bad = shards.shard_summary(work, digest, total)
-        shards.report_bad(bad, files)
-        if not kept:
+        shards.report_bad(done.bad, files)
+        if not done.kept:
             raise PlipError(f"none of the {len(files)} images under {root} could be read")
-        return kept, bad, shards.iter_shards(work, digest, total)
+        return done.kept, done.bad, done.blocks()
     except BaseException:
         ctx.close()
         raise
