@@ -36,7 +36,7 @@ class Hit:
     score: float  # dot product with the query (cosine for normalised embeddings)
     id: str
     path: str
-    row: int  # row in the index (stable until the index is rebuilt)
+    row: int  # row in the index (stable until the index is compacted or rebuilt)
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
@@ -326,7 +326,8 @@ class Index:
         return len(ids)
 
     def delete(self, ids: Iterable[str]) -> int:
-        """Delete entries by id (rows become tombstones, filtered out of every search)."""
+        """Delete entries by id (rows become tombstones, filtered out of every search;
+        :meth:`compact` removes them from the files)."""
         rows = [self.row_of(i) for i in dict.fromkeys(ids)]
         if not rows:
             return 0
@@ -338,6 +339,53 @@ class Index:
         self._commit({**self.manifest, "generation": gen, "deleted": name}, reload=False)
         self.deleted, self._id_rows = mask, None
         return len(rows)
+
+    def compact(self) -> int:
+        """Rewrite the store without the deleted rows; returns how many rows were dropped.
+
+        The live rows keep their order and go into one new segment (the segments of many
+        ``add`` calls become one); a FAISS backend gets one new part, cloned from its trained
+        template and filled with the live rows (no retraining; FAISS ids are row numbers, so
+        they are renumbered with the rows). As with every change the new files come first
+        and the manifest last: a crash leaves the old index readable, and the next change
+        removes the files the crash left. Ids stay; row numbers (``Hit.row``) change.
+        """
+        dropped = int(self.deleted.sum())
+        if dropped == 0 and len(self.segments) <= 1:
+            return 0
+        live = np.flatnonzero(~self.deleted)
+        if live.size == 0:
+            raise PlipError(f"{self.folder}: every entry is deleted; compacting would leave an empty index "
+                            "(remove the folder, or build a new index)")
+        ids, paths = self.ids, self.paths
+        columns = {}
+        for column in self.columns:
+            values = self.column(column)
+            columns[column] = [values[r] for r in live]
+        gen = self.manifest["generation"] + 1
+        name = f"seg-{gen:06d}"
+        entry = storage.write_segment(self.folder, name, self._live_blocks(), int(live.size), self.dim, self.dtype,
+                                      [ids[r] for r in live], [paths[r] for r in live], columns)
+        manifest = {**self.manifest, "generation": gen, "segments": [entry], "deleted": None}
+        if self.backend is not None:
+            new = storage.read_segment(self.folder, entry, self.dim, self.dtype)
+            part = self.backend.new_part(new.embeddings[s : s + BLOCK] for s in range(0, len(new), BLOCK))
+            file = f"faiss-{gen:06d}-{name}.index"
+            with atomic_path(self.folder / file) as tmp:
+                self.backend.save(part, tmp)
+            del part, new
+            manifest["backend"] = {**manifest["backend"], "parts": {name: file}}
+        self._commit(manifest)
+        return dropped
+
+    def _live_blocks(self) -> Iterator[np.ndarray]:
+        """The stored embeddings of the live rows, in row order, at most BLOCK rows at a time."""
+        offset = 0
+        for seg in self.segments:
+            keep = np.flatnonzero(~self.deleted[offset : offset + len(seg)])
+            for s in range(0, keep.size, BLOCK):
+                yield seg.embeddings[keep[s : s + BLOCK]]
+            offset += len(seg)
 
     def reindex(self, backend: str = "auto", backend_params: dict[str, Any] | None = None) -> None:
         """Rebuild the search backend from the stored embeddings (no encoding)."""
