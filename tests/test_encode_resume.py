@@ -137,3 +137,24 @@ def test_other_settings_start_over_and_skip_bad_reuses_the_shards(photos, tmp_pa
     capsys.readouterr()
     assert main(_args(folder, out, *eager, "--skip-bad", "--batch-size", "1")) == 0
     assert "discarding an unfinished encoding" in capsys.readouterr().err
+
+
+def test_worker_batches_cross_as_one_tensor_and_keep_order(photos, tmp_path):
+    """Oracle: the same encoding without worker processes (nothing crosses a process)."""
+    import shutil
+
+    import plip
+    from plip.inference.batching import collate_images, encode_image_items
+
+    folder = tmp_path / "imgs"
+    shutil.copytree(photos, folder)
+    (folder / "0-broken.jpg").write_bytes(b"not a jpeg")
+    paths = sorted(str(p) for p in folder.rglob("*.jpg"))
+    model = plip.load("plip-tiny-synth")
+    inline = encode_image_items(model, paths, batch_size=5, skip_bad=True, num_workers=0)
+    workers = encode_image_items(model, paths, batch_size=5, skip_bad=True, num_workers=1)
+    assert workers.kept == inline.kept and [i for i, _ in workers.failures] == [i for i, _ in inline.failures] == [0]
+    assert torch.equal(workers.embeddings, inline.embeddings)
+    batch = collate_images([(0, None, "bad"), (1, torch.ones(3, 2, 2), ""), (2, torch.zeros(3, 2, 2), "")])
+    assert batch.positions == [1, 2] and batch.images.shape == (2, 3, 2, 2) and batch.failures == [(0, "bad")]
+    assert [(i, e) for i, _, e in batch.items()] == [(0, "bad"), (1, ""), (2, "")]

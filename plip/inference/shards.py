@@ -31,7 +31,7 @@ from ..data import images as data_images
 from ..errors import ImageLoadError, MissingShardError, PlipError
 from ..utils.io import atomic_path, atomic_write_text
 from ..utils.modes import eval_mode
-from .batching import PreprocessedImages, as_list, embed_image_batch
+from .batching import PreprocessedImages, collate_images, embed_image_batch
 from .checks import check_finite_rows
 
 PLAN = "plan.json"
@@ -135,25 +135,22 @@ def encode_shards(
     if not batches:
         return
     dataset = PreprocessedImages([os.path.join(root, f) for f in files], model.preprocess, labels=files)
-    loader = torch.utils.data.DataLoader(dataset, batch_sampler=batches, num_workers=workers, collate_fn=as_list)
+    loader = torch.utils.data.DataLoader(dataset, batch_sampler=batches, num_workers=workers, collate_fn=collate_images)
     pending: dict[int, dict[str, list]] = {}
     total = sum(len(b) for b in batches)
     with eval_mode(model), tqdm(total=total, desc="encoding", unit="img", disable=not progress) as bar:
-        for k, items in zip(owner, loader):
+        for k, size, batch in zip(owner, map(len, batches), loader):
             acc = pending.setdefault(k, {"emb": [], "kept": [], "bad": [], "n": 0})
-            good = [(i, t) for i, t, _ in items if t is not None]
-            bad = [(i, e) for i, t, e in items if t is None]
-            if bad and not skip_bad:
-                raise ImageLoadError(bad[0][1])
-            acc["bad"] += bad
-            if good:
-                kept = [i for i, _ in good]
-                emb = embed_image_batch(model, torch.stack([t for _, t in good])).cpu()
-                check_finite_rows(emb, "image", [files[i] for i in kept], kept)
+            if batch.failures and not skip_bad:
+                raise ImageLoadError(batch.failures[0][1])
+            acc["bad"] += batch.failures
+            if batch.images is not None:
+                emb = embed_image_batch(model, batch.images).cpu()
+                check_finite_rows(emb, "image", [files[i] for i in batch.positions], batch.positions)
                 acc["emb"].append(F.normalize(emb, dim=-1))
-                acc["kept"] += kept
-            acc["n"] += len(items)
-            bar.update(len(items))
+                acc["kept"] += batch.positions
+            acc["n"] += size
+            bar.update(size)
             if acc["n"] == min(len(files), (k + 1) * shard_size) - k * shard_size:
                 _write_shard(shard_file(work, k), digest, pending.pop(k), model.embed_dim)
 
