@@ -215,6 +215,19 @@ def test_kill_mid_compact_leaves_the_old_index_readable(tmp_path):
     assert {p.name for p in folder.iterdir()} == referenced  # nothing of the old index or the crash is left
 
 
+def test_coded_columns_filter_like_the_row_by_row_scan():
+    """Oracle: filters.mask over plain lists (one Python test per row)."""
+    from plip.index import filters
+
+    values = ["c1", "c2", None, 3, "3", 1, True, 2.5, ["a", 1], {"k": 1}, "c1", 0, False]
+    rows = len(values)
+    for where in ("camera=c1", "camera!=c1", "camera=3", "camera=1", "camera=true", "camera=null",
+                  'camera=["a", 1]', "camera=c2,2.5,0", {"camera": [{"k": 1}, None]}, "camera=nothing"):
+        parsed = filters.parse(where)
+        expected = filters.mask(parsed, {"camera": values}, rows)
+        np.testing.assert_array_equal(filters.mask(parsed, {"camera": filters.CodedColumn(values)}, rows), expected)
+
+
 # -- backends ------------------------------------------------------------------------------
 def test_faiss_flat_agrees_with_exact(tmp_path):
     pytest.importorskip("faiss")

@@ -5,8 +5,8 @@ top-k is merged into the running one, with the tie policy of :func:`plip.retriev
 scores rank the lower row first) through its own helpers. Per block:
 
 - float32 rows are scored in place from the memory map: one matrix product, no copy;
-- float16 rows are widened into a small float32 buffer (``WIDEN_ROWS`` rows, a few MiB that
-  stay in cache) just before their product: half the bytes of a float32 store are read and
+- float16 rows are widened into a small float32 buffer (``WIDEN_BYTES``, a few MiB that stay
+  in cache) just before their product: half the bytes of a float32 store are read and
   no float32 copy of the block is ever written to memory;
 - with a mask (deleted rows, metadata filters), a mostly-allowed block is scored whole and
   the excluded rows set to -inf; a mostly-excluded one gathers its allowed rows first, so
@@ -23,10 +23,11 @@ import torch
 from ..inference.retrieval import merge_topk, topk_stable
 
 BLOCK = 32768
-# float16 rows widened at a time (3 MiB of float32 at 768-d). Widening whole blocks instead
-# writes and re-reads a float32 copy and made single-query search on a float16 store ~1.7x
-# slower than on a float32 one (benchmarks/bench_index.py); this many keeps it at or below.
-WIDEN_ROWS = 1024
+# float16 rows are widened this many bytes of float32 at a time (1024 rows at 768-d). Widening
+# whole blocks instead writes and re-reads a float32 copy: single-query search on a float16
+# store took 0.29x the time of plip.retrieve on float32 (benchmarks/bench_index.py, 1M x 768);
+# 3 MiB stays in cache and brings it to 1.0x. Much smaller pieces cost more in per-call overhead.
+WIDEN_BYTES = 3 * 2**20
 # Blocks with fewer allowed rows than this fraction gather them; others are scored whole.
 GATHER_BELOW = 0.5
 
@@ -37,18 +38,19 @@ class _Buffers:
     def __init__(self, queries: int, dim: int, block: int) -> None:
         self.scores = torch.empty(block, queries)
         self.dim = dim
+        self.rows = max(1, min(block, WIDEN_BYTES // (4 * dim)))  # rows widened or gathered at a time
         self._wide: torch.Tensor | None = None
         self._gathered: dict[np.dtype, np.ndarray] = {}
 
     def wide(self, rows: int) -> torch.Tensor:
         if self._wide is None:
-            self._wide = torch.empty(WIDEN_ROWS, self.dim)
+            self._wide = torch.empty(self.rows, self.dim)
         return self._wide[:rows]
 
     def gather(self, seg: np.ndarray, rows: np.ndarray) -> np.ndarray:
         out = self._gathered.get(seg.dtype)
         if out is None:
-            out = self._gathered[seg.dtype] = np.empty((WIDEN_ROWS, self.dim), dtype=seg.dtype)
+            out = self._gathered[seg.dtype] = np.empty((self.rows, self.dim), dtype=seg.dtype)
         return np.take(seg, rows, axis=0, out=out[: rows.size], mode="clip")  # "clip": no buffering
 
 
@@ -60,8 +62,8 @@ def _score(seg: np.ndarray, start: int, stop: int, rows: np.ndarray | None, qt: 
     if rows is None and seg.dtype == np.float32:
         torch.mm(torch.from_numpy(seg[start:stop]), qt, out=out)
         return out
-    for s in range(0, count, WIDEN_ROWS):
-        e = min(count, s + WIDEN_ROWS)
+    for s in range(0, count, buffers.rows):
+        e = min(count, s + buffers.rows)
         part = seg[start + s : start + e] if rows is None else buffers.gather(seg, rows[s:e])
         if part.dtype == np.float32:
             wide = torch.from_numpy(part)

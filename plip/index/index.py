@@ -57,6 +57,7 @@ class Index:
         self.deleted = storage.read_mask(self.folder, name, self.rows) if name else np.zeros(self.rows, dtype=bool)
         self.backend = _load_backend(self.folder, self.manifest["backend"], self.manifest["segments"])
         self._id_rows: dict[str, int] | None = None
+        self._coded: dict[str, filters.CodedColumn] = {}  # filter columns, built on first use
 
     # -- opening and creating ---------------------------------------------------------
     @classmethod
@@ -220,7 +221,8 @@ class Index:
         if for_filter or self.deleted.any():
             mask = ~self.deleted
             if for_filter:
-                mask &= filters.mask(for_filter, {n: self.column(n) for n in {c for c, _, _ in for_filter}}, self.rows)
+                mask &= filters.mask(for_filter, {n: self._coded_column(n) for n in {c for c, _, _ in for_filter}},
+                                     self.rows)
         if self.backend is None or exact:
             segs = [s.embeddings for s in self.segments]
             scores, rows = exact_search(torch.from_numpy(queries), segs, top_k, mask)
@@ -231,6 +233,11 @@ class Index:
             if self.backend.kind == "ivfpq":
                 scores, rows = self._rescore(queries, rows, top_k)
         return [self._hits(s, r) for s, r in zip(scores, rows)]
+
+    def _coded_column(self, name: str) -> filters.CodedColumn:
+        if name not in self._coded:
+            self._coded[name] = filters.CodedColumn(self.column(name))
+        return self._coded[name]
 
     def _queries(self, text, image, embedding, model) -> np.ndarray:
         parts = []
@@ -429,7 +436,7 @@ class Index:
         self.deleted = mask
         if part is not None:
             self.backend.parts.append(part)
-        self._id_rows = None
+        self._id_rows, self._coded = None, {}
 
     def _commit(self, manifest: dict[str, Any], reload: bool = True) -> None:
         manifest = {k: v for k, v in manifest.items() if k not in ("format", "version", "plip_version")}
