@@ -30,3 +30,7 @@ class DataError(PlipError):
 
 class ImageLoadError(PlipError):
     """An image cannot be read or decoded."""
+
+
+class MissingShardError(PlipError):
+    """An encoding shard that a merge needs is not on disk (a process or rank did not finish)."""

@@ -23,7 +23,8 @@ import torch
 import plip
 from plip.app.cli.main import main
 from plip.errors import ImageLoadError, PlipError
-from plip.index import IndexFormatError, MissingShardError, ModelMismatchError, backends, shards
+from plip.index import IndexFormatError, MissingShardError, ModelMismatchError, backends
+from plip.inference import shards
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -138,6 +139,95 @@ def test_metadata_filters_equal_a_brute_force_scan(model, photos, tmp_path):
         index.search(embedding=query, where="camera")
 
 
+def _hits(index, queries, **kw):
+    return [[(h.id, h.score, h.metadata) for h in q] for q in index.search(embedding=queries, top_k=10, **kw)]
+
+
+@pytest.mark.parametrize("kind", ["exact", "flat", "ivf"])
+def test_compact_drops_deleted_rows_and_keeps_every_answer(tmp_path, kind):
+    """Oracle: the same index before compaction (ids, scores, metadata of every hit) and the
+    stored embeddings of its live rows."""
+    if kind != "exact":
+        pytest.importorskip("faiss")
+    data, more = _clustered(600, 32, 12, seed=0), _clustered(80, 32, 12, seed=2)
+    queries = _clustered(15, 32, 12, seed=1)
+    ids = [str(i) for i in range(600)]
+    meta = {i: {"camera": f"c{int(i) % 3}"} for i in ids}
+    index = plip.Index.from_embeddings(tmp_path / kind, data, ids, metadata=meta, backend=kind,
+                                       backend_params={"nlist": 8} if kind == "ivf" else None)
+    index.add_embeddings(more, [f"n{i}" for i in range(80)])
+    victims = ids[::7] + ["n3", "n50"]
+    index.delete(victims)
+    live = np.flatnonzero(~index.deleted)
+    before = {"ids": [index.ids[r] for r in live], "emb": index.embeddings(live), "plain": _hits(index, queries),
+              "where": _hits(index, queries, where="camera=c1"), "bytes": index.info()["bytes"]}
+
+    assert index.compact() == len(victims)
+    for opened in (index, plip.Index.open(tmp_path / kind)):
+        assert (len(opened.segments), opened.rows, len(opened), int(opened.deleted.sum())) == (1, live.size, live.size, 0)
+        assert opened.ids == before["ids"] and opened.info()["backend"] == kind
+        np.testing.assert_array_equal(opened.embeddings(range(opened.rows)), before["emb"])
+        assert _hits(opened, queries) == before["plain"]
+        assert _hits(opened, queries, where="camera=c1") == before["where"]
+    assert index.info()["bytes"] < before["bytes"]
+    assert sorted(p.name for p in (tmp_path / kind).glob("seg-*")) == ["seg-000004.json", "seg-000004.npy"]
+    assert index.compact() == 0  # nothing left to do
+    index.add_embeddings(more[[3, 50]], ["n3", "n50"])  # deleted ids may come back after compaction too
+    assert index.search(embedding=more[3], top_k=1)[0][0].id == "n3"
+    index.delete(index.ids)
+    with pytest.raises(PlipError, match="every entry is deleted"):
+        index.compact()
+
+
+COMPACT_KILLER = textwrap.dedent("""
+    import os, signal, sys
+    import plip
+    from plip.index import storage
+    def die(folder, manifest):  # the new segment and FAISS part are written; the manifest is not
+        os.kill(os.getpid(), signal.SIGKILL)
+    storage.write_manifest = die
+    plip.Index.open(sys.argv[1]).compact()
+""")
+
+
+def test_kill_mid_compact_leaves_the_old_index_readable(tmp_path):
+    """Oracle: the index as it was before the killed compaction, then a compaction that runs
+    through."""
+    kind = "flat" if backends.has_faiss() else "exact"
+    data, queries = _clustered(300, 16, 6, seed=0), _clustered(5, 16, 6, seed=1)
+    folder = tmp_path / "ix"
+    index = plip.Index.from_embeddings(folder, data, [str(i) for i in range(300)], backend=kind)
+    index.delete([str(i) for i in range(0, 300, 4)])
+    before, files = _hits(index, queries), sorted(p.name for p in folder.iterdir())
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    out = subprocess.run([sys.executable, "-c", COMPACT_KILLER, str(folder)], env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == -9, out.stderr
+    left = sorted(p.name for p in folder.iterdir())
+    assert "seg-000003.npy" in left and set(files) < set(left)  # the crash's files, beside the old ones
+    old = plip.Index.open(folder)
+    assert old.rows == 300 and int(old.deleted.sum()) == 75 and _hits(old, queries) == before
+    assert old.compact() == 75 and _hits(old, queries) == before
+    manifest = json.loads((folder / "index.json").read_text())
+    backend = manifest["backend"]
+    referenced = {"index.json", "seg-000003.npy", "seg-000003.json", *filter(None, [backend.get("template")]),
+                  *backend.get("parts", {}).values()}
+    assert {p.name for p in folder.iterdir()} == referenced  # nothing of the old index or the crash is left
+
+
+def test_coded_columns_filter_like_the_row_by_row_scan():
+    """Oracle: filters.mask over plain lists (one Python test per row)."""
+    from plip.index import filters
+
+    values = ["c1", "c2", None, 3, "3", 1, True, 2.5, ["a", 1], {"k": 1}, "c1", 0, False]
+    rows = len(values)
+    for where in ("camera=c1", "camera!=c1", "camera=3", "camera=1", "camera=true", "camera=null",
+                  'camera=["a", 1]', "camera=c2,2.5,0", {"camera": [{"k": 1}, None]}, "camera=nothing"):
+        parsed = filters.parse(where)
+        expected = filters.mask(parsed, {"camera": values}, rows)
+        np.testing.assert_array_equal(filters.mask(parsed, {"camera": filters.CodedColumn(values)}, rows), expected)
+
+
 # -- backends ------------------------------------------------------------------------------
 def test_faiss_flat_agrees_with_exact(tmp_path):
     pytest.importorskip("faiss")
@@ -185,7 +275,7 @@ def test_auto_without_faiss_searches_exactly_and_says_so_once(tmp_path, monkeypa
 KILLER = textwrap.dedent("""
     import os, signal, sys
     import plip
-    from plip.index import shards
+    from plip.inference import shards
     from safetensors.torch import save_file as real_save
     written = []
     def save_then_die(tensors, path, metadata=None):
@@ -323,6 +413,11 @@ def test_cli_round_trip(model, photos, tmp_path, capsys):
     assert main(["index", "info", ix, "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert (info["entries"], info["deleted"], info["columns"]) == (len(files) - 1, 1, ["camera"])
+    assert main(["index", "compact", ix]) == 0
+    assert "dropped 1 deleted entries" in capsys.readouterr().out
+    assert main(["index", "info", ix, "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert (info["entries"], info["rows"], info["deleted"]) == (len(files) - 1, len(files) - 1, 0)
     assert main(["index", "search", ix, "x", "--model", str(tmp_path / "missing")]) == 2
     assert main(["index", "build", ix, "--model", "plip-tiny-synth", "--images", str(photos)]) == 2  # exists
 

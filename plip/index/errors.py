@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from ..errors import PlipError
+from ..errors import MissingShardError, PlipError
+
+# MissingShardError lives in plip.errors: plip encode (plip.inference.shards) raises it too.
+__all__ = ["IndexFormatError", "ModelMismatchError", "MissingShardError"]
 
 
 class IndexFormatError(PlipError):
@@ -11,7 +14,3 @@ class IndexFormatError(PlipError):
 
 class ModelMismatchError(PlipError):
     """The model given to an index is not the one the index was built with."""
-
-
-class MissingShardError(IndexFormatError):
-    """An encoding shard that the merge needs is not on disk (a rank did not finish)."""

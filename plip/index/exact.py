@@ -1,9 +1,16 @@
-"""Exact top-k over the stored segments with :func:`plip.retrieve`, in bounded memory.
+"""Exact top-k over the stored segments, in bounded memory, with :func:`plip.retrieve`'s results.
 
-Without a mask a float32 segment goes to ``plip.retrieve`` whole (it scans in chunks). With a
-mask (deleted rows, metadata filters) the allowed rows of each chunk are gathered first, so
-excluded rows cost nothing and memory stays one chunk. Results of the blocks merge with the
-same tie policy as ``plip.retrieve``: equal scores rank the lower row first.
+Rows are scored a block at a time into one reused ``(block, Q)`` buffer and each block's
+top-k is merged into the running one, with the tie policy of :func:`plip.retrieve` (equal
+scores rank the lower row first) through its own helpers. Per block:
+
+- float32 rows are scored in place from the memory map: one matrix product, no copy;
+- float16 rows are widened into a small float32 buffer (``WIDEN_BYTES``, a few MiB that stay
+  in cache) just before their product: half the bytes of a float32 store are read and
+  no float32 copy of the block is ever written to memory;
+- with a mask (deleted rows, metadata filters), a mostly-allowed block is scored whole and
+  the excluded rows set to -inf; a mostly-excluded one gathers its allowed rows first, so
+  they alone cost a product.
 """
 
 from __future__ import annotations
@@ -13,61 +20,92 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ..inference.retrieval import retrieve
+from ..inference.retrieval import merge_topk, topk_stable
 
-CHUNK = 65536
-# float16 rows are widened into a reused float32 buffer of at most this size: below glibc's
-# mmap threshold, so it comes from the heap and does not page-fault fresh memory per search.
-BUFFER_BYTES = 16 * 2**20
+BLOCK = 32768
+# float16 rows are widened this many bytes of float32 at a time (1024 rows at 768-d). Widening
+# whole blocks instead writes and re-reads a float32 copy: single-query search on a float16
+# store took 0.29x the time of plip.retrieve on float32 (benchmarks/bench_index.py, 1M x 768);
+# 3 MiB stays in cache and brings it to 1.0x. Much smaller pieces cost more in per-call overhead.
+WIDEN_BYTES = 3 * 2**20
+# Blocks with fewer allowed rows than this fraction gather them; others are scored whole.
+GATHER_BELOW = 0.5
 
 
-def merge_topk(scores: torch.Tensor, rows: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Row-wise top-k of candidate ``(Q, M)`` scores; ties go to the lower row number."""
-    by_row = torch.sort(rows, dim=1, stable=True).indices
-    scores, rows = torch.gather(scores, 1, by_row), torch.gather(rows, 1, by_row)
-    order = torch.sort(scores, dim=1, descending=True, stable=True).indices[:, :k]
-    return torch.gather(scores, 1, order), torch.gather(rows, 1, order)
+class _Buffers:
+    """The reused scratch memory of one search."""
+
+    def __init__(self, queries: int, dim: int, block: int) -> None:
+        self.scores = torch.empty(block, queries)
+        self.dim = dim
+        self.rows = max(1, min(block, WIDEN_BYTES // (4 * dim)))  # rows widened or gathered at a time
+        self._wide: torch.Tensor | None = None
+        self._gathered: dict[np.dtype, np.ndarray] = {}
+
+    def wide(self, rows: int) -> torch.Tensor:
+        if self._wide is None:
+            self._wide = torch.empty(self.rows, self.dim)
+        return self._wide[:rows]
+
+    def gather(self, seg: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        out = self._gathered.get(seg.dtype)
+        if out is None:
+            out = self._gathered[seg.dtype] = np.empty((self.rows, self.dim), dtype=seg.dtype)
+        return np.take(seg, rows, axis=0, out=out[: rows.size], mode="clip")  # "clip": no buffering
+
+
+def _score(seg: np.ndarray, start: int, stop: int, rows: np.ndarray | None, qt: torch.Tensor,
+           buffers: _Buffers) -> torch.Tensor:
+    """``(count, Q)`` scores of rows ``start:stop`` of ``seg`` (or of the rows ``rows``)."""
+    count = stop - start if rows is None else rows.size
+    out = buffers.scores[:count]
+    if rows is None and seg.dtype == np.float32:
+        torch.mm(torch.from_numpy(seg[start:stop]), qt, out=out)
+        return out
+    for s in range(0, count, buffers.rows):
+        e = min(count, s + buffers.rows)
+        part = seg[start + s : start + e] if rows is None else buffers.gather(seg, rows[s:e])
+        if part.dtype == np.float32:
+            wide = torch.from_numpy(part)
+        else:
+            wide = buffers.wide(e - s)
+            wide.copy_(torch.from_numpy(part))
+        torch.mm(wide, qt, out=out[s:e])
+    return out
 
 
 @torch.inference_mode()
 def exact_search(
     queries: torch.Tensor, segments: Sequence[np.ndarray], k: int, allowed: np.ndarray | None = None,
-    *, chunk: int = CHUNK,
+    *, block: int = BLOCK,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Scores and global row numbers ``(Q, k')`` with ``k' = min(k, allowed rows)``.
-
-    float32 segments are scanned in place (memory-mapped); float16 ones are copied chunk by
-    chunk into one reused float32 buffer (a fresh ``.float()`` per chunk page-faults new
-    memory every time and costs ~6x more than the copy).
-    """
-    queries = queries.float()
-    parts_s, parts_r = [], []
-    buffer: torch.Tensor | None = None
+    """Scores and global row numbers ``(Q, k')`` with ``k' = min(k, allowed rows)``, best first."""
+    queries = queries.float().contiguous()
+    nq = queries.shape[0]
+    best_s, best_r = torch.empty(nq, 0), torch.empty(nq, 0, dtype=torch.long)
+    if not segments:
+        return best_s, best_r
+    qt = queries.T
+    buffers = _Buffers(nq, queries.shape[1], block)
     offset = 0
     for seg in segments:
-        rows = seg.shape[0]
-        whole = allowed is None and seg.dtype == np.float32
-        step = rows if whole else (chunk if seg.dtype == np.float32 else max(1, BUFFER_BYTES // (4 * seg.shape[1])))
-        for start in range(0, rows, max(step, 1)):
-            stop = min(rows, start + step)
-            keep = None if allowed is None else np.flatnonzero(allowed[offset + start : offset + stop])
-            if keep is not None and keep.size == 0:
-                continue
-            block = seg[start:stop] if keep is None else seg[start + keep]
-            if block.dtype == np.float32:
-                gallery = torch.from_numpy(np.ascontiguousarray(block))
-            else:
-                if buffer is None or buffer.shape[1] != seg.shape[1]:
-                    buffer = torch.empty(step, seg.shape[1])
-                gallery = buffer[: block.shape[0]]
-                gallery.copy_(torch.from_numpy(np.ascontiguousarray(block)))
-            hit = retrieve(queries, gallery, top_k=k, gallery_chunk=chunk)
-            base = torch.arange(start, stop) if keep is None else torch.from_numpy(keep + start)
-            parts_s.append(hit.scores)
-            parts_r.append(base[hit.indices] + offset)
-        offset += rows
-    if not parts_s:
-        return torch.empty(queries.shape[0], 0), torch.empty(queries.shape[0], 0, dtype=torch.long)
-    if len(parts_s) == 1:
-        return parts_s[0], parts_r[0]
-    return merge_topk(torch.cat(parts_s, 1), torch.cat(parts_r, 1), k)
+        for start in range(0, seg.shape[0], block):
+            stop = min(seg.shape[0], start + block)
+            keep, rows, live = None, None, stop - start
+            if allowed is not None:
+                keep = allowed[offset + start : offset + stop]
+                live = int(np.count_nonzero(keep))
+                if live == 0:
+                    continue
+                if live == keep.size:
+                    keep = None
+                elif live < GATHER_BELOW * keep.size:
+                    rows, keep = np.flatnonzero(keep) + start, None
+            scores = _score(seg, start, stop, rows, qt, buffers)
+            if keep is not None:
+                scores[torch.from_numpy(~keep)] = -torch.inf
+            v, i = topk_stable(scores.T, min(k, live))
+            found = (i + start) if rows is None else torch.from_numpy(rows)[i]
+            best_s, best_r = merge_topk(best_s, best_r, v, found + offset, k)
+        offset += seg.shape[0]
+    return best_s, best_r

@@ -50,8 +50,31 @@ def parse(where: str | Mapping[str, Any] | Sequence[str] | None) -> list[tuple[s
     return out
 
 
+class CodedColumn:
+    """A column as integer codes into its distinct values, built once: an ``=`` / ``!=``
+    filter is then one vectorised lookup instead of a Python test per row (about 0.5 us a
+    row, 0.5 s per query at a million rows). Iterates over the values like a list."""
+
+    def __init__(self, values: Sequence[Any]) -> None:
+        self.values = values
+        self.lookup: dict[Any, int] = {}
+        self.codes = np.fromiter((self.lookup.setdefault(_hashable(v), len(self.lookup)) for v in values),
+                                 dtype=np.int64, count=len(values))
+
+    def __iter__(self):
+        return iter(self.values)
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def isin(self, wanted: Iterable[Any]) -> np.ndarray:
+        """Rows whose value is one of ``wanted`` (hashable forms, as :func:`mask` makes them)."""
+        codes = [self.lookup[w] for w in wanted if w in self.lookup]
+        return np.isin(self.codes, np.asarray(codes, dtype=np.int64))
+
+
 def mask(filters: list[tuple[str, str, Any]], columns: Mapping[str, Iterable[Any]], rows: int) -> np.ndarray:
-    """Boolean mask of the rows matching every filter."""
+    """Boolean mask of the rows matching every filter (columns: lists or :class:`CodedColumn`)."""
     keep = np.ones(rows, dtype=bool)
     for col, op, value in filters:
         if col not in columns:
@@ -59,7 +82,10 @@ def mask(filters: list[tuple[str, str, Any]], columns: Mapping[str, Iterable[Any
         data = columns[col]
         if op in ("=", "!="):
             wanted = set(_hashable(v) for v in value)
-            hit = np.fromiter((_hashable(v) in wanted for v in data), dtype=bool, count=rows)
+            if isinstance(data, CodedColumn):
+                hit = data.isin(wanted)
+            else:
+                hit = np.fromiter((_hashable(v) in wanted for v in data), dtype=bool, count=rows)
             keep &= hit if op == "=" else ~hit
         else:
             compare = _COMPARE[op]

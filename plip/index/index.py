@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
@@ -15,7 +14,8 @@ import torch
 
 from ..errors import PlipError
 from ..utils.io import atomic_path, atomic_write_text
-from . import backends, filters, shards, storage
+from ..inference import shards
+from . import backends, filters, storage
 from .distributed import ranks
 from .errors import IndexFormatError, ModelMismatchError
 from .exact import exact_search
@@ -36,7 +36,7 @@ class Hit:
     score: float  # dot product with the query (cosine for normalised embeddings)
     id: str
     path: str
-    row: int  # row in the index (stable until the index is rebuilt)
+    row: int  # row in the index (stable until the index is compacted or rebuilt)
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
@@ -57,6 +57,7 @@ class Index:
         self.deleted = storage.read_mask(self.folder, name, self.rows) if name else np.zeros(self.rows, dtype=bool)
         self.backend = _load_backend(self.folder, self.manifest["backend"], self.manifest["segments"])
         self._id_rows: dict[str, int] | None = None
+        self._coded: dict[str, filters.CodedColumn] = {}  # filter columns, built on first use
 
     # -- opening and creating ---------------------------------------------------------
     @classmethod
@@ -220,7 +221,8 @@ class Index:
         if for_filter or self.deleted.any():
             mask = ~self.deleted
             if for_filter:
-                mask &= filters.mask(for_filter, {n: self.column(n) for n in {c for c, _, _ in for_filter}}, self.rows)
+                mask &= filters.mask(for_filter, {n: self._coded_column(n) for n in {c for c, _, _ in for_filter}},
+                                     self.rows)
         if self.backend is None or exact:
             segs = [s.embeddings for s in self.segments]
             scores, rows = exact_search(torch.from_numpy(queries), segs, top_k, mask)
@@ -231,6 +233,11 @@ class Index:
             if self.backend.kind == "ivfpq":
                 scores, rows = self._rescore(queries, rows, top_k)
         return [self._hits(s, r) for s, r in zip(scores, rows)]
+
+    def _coded_column(self, name: str) -> filters.CodedColumn:
+        if name not in self._coded:
+            self._coded[name] = filters.CodedColumn(self.column(name))
+        return self._coded[name]
 
     def _queries(self, text, image, embedding, model) -> np.ndarray:
         parts = []
@@ -326,7 +333,8 @@ class Index:
         return len(ids)
 
     def delete(self, ids: Iterable[str]) -> int:
-        """Delete entries by id (rows become tombstones, filtered out of every search)."""
+        """Delete entries by id (rows become tombstones, filtered out of every search;
+        :meth:`compact` removes them from the files)."""
         rows = [self.row_of(i) for i in dict.fromkeys(ids)]
         if not rows:
             return 0
@@ -338,6 +346,53 @@ class Index:
         self._commit({**self.manifest, "generation": gen, "deleted": name}, reload=False)
         self.deleted, self._id_rows = mask, None
         return len(rows)
+
+    def compact(self) -> int:
+        """Rewrite the store without the deleted rows; returns how many rows were dropped.
+
+        The live rows keep their order and go into one new segment (the segments of many
+        ``add`` calls become one); a FAISS backend gets one new part, cloned from its trained
+        template and filled with the live rows (no retraining; FAISS ids are row numbers, so
+        they are renumbered with the rows). As with every change the new files come first
+        and the manifest last: a crash leaves the old index readable, and the next change
+        removes the files the crash left. Ids stay; row numbers (``Hit.row``) change.
+        """
+        dropped = int(self.deleted.sum())
+        if dropped == 0 and len(self.segments) <= 1:
+            return 0
+        live = np.flatnonzero(~self.deleted)
+        if live.size == 0:
+            raise PlipError(f"{self.folder}: every entry is deleted; compacting would leave an empty index "
+                            "(remove the folder, or build a new index)")
+        ids, paths = self.ids, self.paths
+        columns = {}
+        for column in self.columns:
+            values = self.column(column)
+            columns[column] = [values[r] for r in live]
+        gen = self.manifest["generation"] + 1
+        name = f"seg-{gen:06d}"
+        entry = storage.write_segment(self.folder, name, self._live_blocks(), int(live.size), self.dim, self.dtype,
+                                      [ids[r] for r in live], [paths[r] for r in live], columns)
+        manifest = {**self.manifest, "generation": gen, "segments": [entry], "deleted": None}
+        if self.backend is not None:
+            new = storage.read_segment(self.folder, entry, self.dim, self.dtype)
+            part = self.backend.new_part(new.embeddings[s : s + BLOCK] for s in range(0, len(new), BLOCK))
+            file = f"faiss-{gen:06d}-{name}.index"
+            with atomic_path(self.folder / file) as tmp:
+                self.backend.save(part, tmp)
+            del part, new
+            manifest["backend"] = {**manifest["backend"], "parts": {name: file}}
+        self._commit(manifest)
+        return dropped
+
+    def _live_blocks(self) -> Iterator[np.ndarray]:
+        """The stored embeddings of the live rows, in row order, at most BLOCK rows at a time."""
+        offset = 0
+        for seg in self.segments:
+            keep = np.flatnonzero(~self.deleted[offset : offset + len(seg)])
+            for s in range(0, keep.size, BLOCK):
+                yield seg.embeddings[keep[s : s + BLOCK]]
+            offset += len(seg)
 
     def reindex(self, backend: str = "auto", backend_params: dict[str, Any] | None = None) -> None:
         """Rebuild the search backend from the stored embeddings (no encoding)."""
@@ -381,7 +436,7 @@ class Index:
         self.deleted = mask
         if part is not None:
             self.backend.parts.append(part)
-        self._id_rows = None
+        self._id_rows, self._coded = None, {}
 
     def _commit(self, manifest: dict[str, Any], reload: bool = True) -> None:
         manifest = {k: v for k, v in manifest.items() if k not in ("format", "version", "plip_version")}
@@ -443,29 +498,17 @@ def _encode(work: Path, model: Any, root: str, files: list[str], fingerprint: st
     """Run the sharded encoding on every rank; on rank 0 ``(kept, bad, blocks)``, else None."""
     ctx = ranks()
     try:
-        if ctx.is_main:
-            if restart:
-                shutil.rmtree(work, ignore_errors=True)
-            digest = shards.prepare(work, root, files, shard_size, fingerprint)
-        ctx.barrier()
-        digest = shards.plan_digest(files, shard_size, fingerprint)
-        if not ctx.is_main and json.loads((work / shards.PLAN).read_text())["digest"] != digest:
-            raise PlipError(f"rank {ctx.rank}: sees other files than rank 0 under {root} (is the folder shared?)")
-        total = shards.shard_count(len(files), shard_size)
-        done = shards.done_shards(work, digest, total)
-        mine = [k for k in range(total) if k % ctx.world == ctx.rank and k not in done]
-        if done and ctx.is_main:
-            print(f"resuming: {len(done)} of {total} shards already encoded", file=sys.stderr)
-        shards.encode_shards(model, root, files, work, digest, mine, shard_size=shard_size, batch_size=batch_size,
-                             workers=workers, skip_bad=skip_bad, progress=progress and ctx.is_main)
-        ctx.barrier()
-        if not ctx.is_main:
+        done = shards.encode_resumable(
+            model, root, files, work, fingerprint=fingerprint, shard_size=shard_size,
+            batch_size=batch_size, workers=workers, skip_bad=skip_bad, progress=progress, restart=restart,
+            rank=ctx.rank, world=ctx.world, barrier=ctx.barrier,
+        )
+        if done is None:
             return None
-        kept, bad = shards.shard_summary(work, digest, total)
-        shards.report_bad(bad, files)
-        if not kept:
+        shards.report_bad(done.bad, files)
+        if not done.kept:
             raise PlipError(f"none of the {len(files)} images under {root} could be read")
-        return kept, bad, shards.iter_shards(work, digest, total)
+        return done.kept, done.bad, done.blocks()
     except BaseException:
         ctx.close()
         raise

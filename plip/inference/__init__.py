@@ -4,7 +4,8 @@
 ``encode_text`` / ``retrieve``; :func:`create_model` and :func:`load` build it with its
 preprocessing and tokenizer; :mod:`~plip.inference.batching` is the one encoding loop,
 :mod:`~plip.inference.graphs` the optimised CPU graphs, :mod:`~plip.inference.retrieval`
-the chunked top-k and :mod:`~plip.inference.embedding_files` the gallery file format.
+the chunked top-k and :mod:`~plip.inference.embedding_files` the gallery file format and
+:mod:`~plip.inference.shards` the crash-safe, resumable sharded encoding.
 """
 
 from .factory import create_model, load

@@ -46,8 +46,8 @@ def _as_tensor(value: Any, what: str) -> torch.Tensor:
     )
 
 
-def _topk_stable(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Row-wise top-k with ties broken by lower column index."""
+def topk_stable(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Row-wise top-k of ``(Q, N)`` scores (values, column indices), ties broken by lower column index."""
     values, indices = torch.topk(scores, k, dim=1)
     kth = values[:, -1:]
     tied_rows = ((scores >= kth).sum(dim=1) > k) | _has_unsorted_ties(values, indices)
@@ -68,7 +68,10 @@ def _has_unsorted_ties(values: torch.Tensor, indices: torch.Tensor) -> torch.Ten
     return (equal & misordered).any(dim=1)
 
 
-def _merge(best_v, best_i, new_v, new_i, k):
+def merge_topk(
+    best_v: torch.Tensor, best_i: torch.Tensor, new_v: torch.Tensor, new_i: torch.Tensor, k: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Row-wise top-k of two candidate sets (scores, gallery indices); equal scores rank the lower index first."""
     values = torch.cat([best_v, new_v], dim=1)
     indices = torch.cat([best_i, new_i], dim=1)
     # Sort by index first, then stably by score: equal scores keep ascending index order.
@@ -134,8 +137,8 @@ def _retrieve(query, gallery, top_k, query_chunk, gallery_chunk, device) -> Retr
         best_i = torch.empty(q.shape[0], 0, dtype=torch.long, device=device)
         for g0 in range(0, gallery.shape[0], gallery_chunk):
             g = gallery[g0 : g0 + gallery_chunk].to(device=device, dtype=dtype)
-            v, i = _topk_stable(q @ g.T, min(k, g.shape[0]))
-            best_v, best_i = _merge(best_v, best_i, v, i + g0, k)
+            v, i = topk_stable(q @ g.T, min(k, g.shape[0]))
+            best_v, best_i = merge_topk(best_v, best_i, v, i + g0, k)
         all_v.append(best_v)
         all_i.append(best_i)
     values = torch.cat(all_v) if all_v else torch.empty(0, k, device=device, dtype=dtype)

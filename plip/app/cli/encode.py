@@ -13,7 +13,9 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "encode", help="embed images (a folder or files) into a gallery file",
         description="Embed every image under --images (recursively) and write the embeddings with "
-        "their ids (paths relative to the folder) to a safetensors file.",
+        "their ids (paths relative to the folder) to a safetensors file. Encoding is written in shards "
+        "to OUT.shards/ as it goes: a killed run resumes where it stopped when run again with the same "
+        "arguments.",
     )
     add_model_args(parser)
     parser.add_argument("--images", "-i", required=True, nargs="+", help="image folder(s) or files")
@@ -25,6 +27,8 @@ def register(subparsers) -> None:
     parser.add_argument("--max-pixels", type=int, default=None, metavar="N",
                         help="refuse images of more than N decoded pixels (width x height) before decoding "
                              "(default: ~89.5M, PIL's limit)")
+    parser.add_argument("--shard-size", type=int, default=4096, metavar="N",
+                        help="images per crash-safe shard (what a killed run loses at most)")
     parser.add_argument("--no-progress", action="store_true")
     add_optimize_arg(parser)
     add_runtime_arg(parser)
@@ -32,10 +36,15 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import json
+    import shutil
+
+    import torch
+
     from ...data.images import find_images
     from ...errors import PlipError
-    from ...inference.batching import encode_image_items
     from ...inference.embedding_files import EmbeddingFile, save_embeddings
+    from ...inference.shards import encode_resumable
     from .common import apply_optimize, check_output_file, load_model_from_args, model_identity
 
     check_output_file(args.out, "--out")
@@ -47,17 +56,25 @@ def run(args: argparse.Namespace) -> int:
     model = apply_optimize(model, args)
     if args.max_pixels is not None:
         model.preprocess.max_pixels = args.max_pixels
-    result = encode_image_items(
-        model, [os.path.join(root, r) for r in rel], labels=rel, batch_size=args.batch_size,
-        num_workers=args.workers, skip_bad=args.skip_bad, progress=not args.no_progress,
+    # Everything that changes the embeddings or which images are readable: shards of another
+    # setting are never mixed into the output (they are discarded and encoded again).
+    settings = {**identity, "device": str(model.device), "batch_size": args.batch_size,
+                "max_pixels": args.max_pixels, "optimize": args.optimize, "runtime": args.runtime}
+    work = args.out + ".shards"
+    done = encode_resumable(
+        model, root, rel, work, fingerprint=json.dumps(settings, sort_keys=True), shard_size=args.shard_size,
+        batch_size=args.batch_size, workers=args.workers, skip_bad=args.skip_bad, progress=not args.no_progress,
+        other_plan="restart",
     )
-    if not result.kept:
-        raise PlipError(f"none of the {len(rel)} images could be read; first: {result.failures[0][1]}")
-    kept_ids = [rel[i] for i in result.kept]
-    gallery = EmbeddingFile(result.embeddings, kept_ids, root=root, model=str(args.model), extra=identity)
+    if not done.kept:
+        raise PlipError(f"none of the {len(rel)} images could be read; first: {done.bad[0][1]}")
+    kept_ids = [rel[i] for i in done.kept]
+    embeddings = torch.from_numpy(done.embeddings())
+    gallery = EmbeddingFile(embeddings, kept_ids, root=root, model=str(args.model), extra=identity)
     save_embeddings(args.out, gallery)
-    print(f"wrote {args.out}: {len(kept_ids)} embeddings of size {result.embeddings.shape[1]}")
-    if result.failures:
-        print(f"skipped {len(result.failures)} unreadable image(s) of {len(rel)} (undecodable, missing or over "
-              f"the pixel limit); first: {result.failures[0][1]}", file=sys.stderr)
+    shutil.rmtree(work, ignore_errors=True)
+    print(f"wrote {args.out}: {len(kept_ids)} embeddings of size {embeddings.shape[1]}")
+    if done.bad:
+        print(f"skipped {len(done.bad)} unreadable image(s) of {len(rel)} (undecodable, missing or over "
+              f"the pixel limit); first: {done.bad[0][1]}", file=sys.stderr)
     return 0

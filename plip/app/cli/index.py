@@ -13,7 +13,7 @@ def register(subparsers) -> None:
     from ...index.cli import add_build_and_add
 
     parser = subparsers.add_parser(
-        "index", help="persistent gallery index: build, add, search, delete, info, export",
+        "index", help="persistent gallery index: build, add, search, delete, compact, info, export",
         description="A folder holding the embeddings of a gallery (memory-mapped), its ids, paths and metadata, "
         "an exact or FAISS search backend and the model that made it. Builds are sharded, resumable after a "
         "crash, and run under torchrun (python -m plip.index build ...).",
@@ -24,6 +24,7 @@ def register(subparsers) -> None:
     _search_parser(commands)
     _info_parser(commands)
     _delete_parser(commands)
+    _compact_parser(commands)
     _export_parser(commands)
 
 
@@ -61,6 +62,15 @@ def _delete_parser(commands) -> None:
     p.add_argument("ids", nargs="*", help="ids to delete")
     p.add_argument("--ids-file", help="a file with one id per line")
     p.set_defaults(func=run_delete)
+
+
+def _compact_parser(commands) -> None:
+    p = commands.add_parser("compact", help="rewrite the index without its deleted entries",
+                            description="Drop deleted entries from the files and merge the segments into one "
+                            "(the FAISS backend is refilled from its trained template, not retrained). "
+                            "A crash leaves the old index readable.")
+    p.add_argument("index", metavar="INDEX")
+    p.set_defaults(func=run_compact)
 
 
 def _export_parser(commands) -> None:
@@ -139,6 +149,18 @@ def run_delete(args: argparse.Namespace) -> int:
     index = Index.open(args.index)
     removed = index.delete(ids)
     print(f"deleted {removed} entries from {args.index} (now {len(index)})")
+    return 0
+
+
+def run_compact(args: argparse.Namespace) -> int:
+    from ...index import Index
+
+    index = Index.open(args.index)
+    before, segments = index.info()["bytes"], len(index.segments)
+    dropped = index.compact()
+    after = index.info()["bytes"]
+    print(f"compacted {args.index}: dropped {dropped} deleted entries, {segments} segment(s) -> {len(index.segments)}, "
+          f"{before / 2**20:.1f} MiB -> {after / 2**20:.1f} MiB ({len(index)} entries)")
     return 0
 
 
