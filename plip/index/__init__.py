@@ -17,7 +17,7 @@ from typing import Any
 _EXPORTS = {
     "Index": ".index", "Hit": ".index", "IndexFormatError": ".errors", "MissingShardError": ".errors",
     "ModelMismatchError": ".errors", "backend_names": ".backends", "register_backend": ".backends",
-    "EXACT_UP_TO": ".backends", "model_spec": ".spec", "weights_fingerprint": ".spec",
+    "EXACT_UP_TO": ".backends", "model_spec": ".spec",
 }
 
 __all__ = list(_EXPORTS)

@@ -19,7 +19,8 @@ from . import backends, filters, storage
 from .distributed import ranks
 from .errors import IndexFormatError, ModelMismatchError
 from .exact import exact_search
-from .spec import check_model, model_spec, weights_fingerprint
+from ..inference.fingerprint import model_fingerprint
+from .spec import check_model, model_spec
 
 BLOCK = 65536
 # IVF-PQ candidates re-scored exactly from the stored embeddings, per requested hit: 4-bit
@@ -303,7 +304,7 @@ class Index:
         files = [f for f in files if os.path.join(root, f) not in known]
         added = 0
         if files:
-            encoded = _encode(self.folder / ".add", model, root, files, weights_fingerprint(model),
+            encoded = _encode(self.folder / ".add", model, root, files, model_fingerprint(model),
                               batch_size=batch_size, workers=workers, skip_bad=skip_bad, shard_size=shard_size,
                               progress=progress, restart=False)
             if encoded is not None:

@@ -86,6 +86,6 @@ FINGERPRINT_KEY = "model_fingerprint"
 
 def model_identity(model) -> dict[str, str]:
     """What a gallery file records about the model that wrote it (see ``plip search``)."""
-    from ...evaluation.text_retrieval import model_fingerprint
+    from ...inference.fingerprint import model_fingerprint
 
     return {FINGERPRINT_KEY: model_fingerprint(model), "model_dtype": str(model.dtype).replace("torch.", "")}
