@@ -1,8 +1,9 @@
 """int8 ONNX graphs: static per-channel QDQ for the image tower, dynamic for the text tower.
 
-Image: onnxruntime's static quantisation in QDQ format of the convolutions (with the ReLUs
-that follow them, so their output ranges start at 0) of the last two residual stages
-(:data:`INT8_STAGES`), int8 weights per output channel (7-bit range: CPUs without VNNI
+Image: onnxruntime's static quantisation in QDQ format of the last two residual stages
+(:data:`INT8_STAGES`): their convolutions, ReLUs (folded into the convolutions' output
+ranges), residual additions and average pools (:data:`INT8_OPS`), so onnxruntime runs each
+stage as QLinearConv / QLinearAdd / QLinearAveragePool without float32 round trips; int8 weights per output channel (7-bit range: CPUs without VNNI
 saturate the u8 x s8 products otherwise, and a graph must stay exact on every CPU it
 lands on), uint8 activations with MinMax ranges (averaged over calibration batches) from
 calibration images. The stem, ``layer1``, ``layer2`` and the attention-pool head stay
@@ -31,15 +32,17 @@ from .formats import require, set_onnx_metadata
 __all__ = ["quantize_image_onnx", "quantize_text_onnx", "quantize_tower", "int8_image_nodes", "INT8_STAGES",
            "INT8_OPS", "IMAGE_SCHEME"]
 
-#: The residual stages of the image encoder whose convolutions are quantised. Measured on
-#: plip-tiny-synth (gate gallery, seed 2026 / a second one, seed 31), min cosine to float32:
-#: layer3+4 0.9943 / 0.9912; adding layer2 0.9891 / 0.9598; every stage 0.9819 / 0.9655.
+#: The residual stages of the image encoder that are quantised. Measured on plip-tiny-synth
+#: (min cosine to float32 on the gate gallery, seed 2026 / a second gallery, seed 31;
+#: Conv+Relu quantised): layer3+4 0.9943 / 0.9912; adding layer2 0.9824 / 0.9653; every stage
+#: after the stem 0.9819 / 0.9655 (benchmarks/int8_sensitivity.py).
 INT8_STAGES = ("layer3", "layer4")
 #: Operators quantised inside those stages (a Relu after a Conv folds into its output range).
-INT8_OPS = ("Conv", "Relu")
-IMAGE_SCHEME = ("static QDQ: Conv+Relu of the last two residual stages int8 (per-channel 7-bit weights, "
-                "uint8 activations, MinMax calibration averaged over batches of 8); stem, layer1, layer2 "
-                "and the attention-pool head float32")
+#: With Add and AveragePool too: 0.9953 / 0.9927, and no float32 round trip inside a stage.
+INT8_OPS = ("Conv", "Relu", "Add", "AveragePool")
+IMAGE_SCHEME = ("static QDQ: Conv, Relu, Add and AveragePool of the last two residual stages int8 (per-channel "
+                "7-bit weights, uint8 activations, MinMax calibration averaged over batches of 8); stem, layer1, "
+                "layer2 and the attention-pool head float32")
 
 
 @contextlib.contextmanager
@@ -65,25 +68,26 @@ def _quiet():
     warnings.filterwarnings("ignore", module=r"onnxruntime\.quantization")
 
 
-def int8_image_nodes(graph, stages: tuple[str, ...] = INT8_STAGES) -> tuple[list[str], list[str]]:
-    """``(quantised, float32)`` names of the image graph's Conv / Relu nodes.
+def int8_image_nodes(graph, stages: tuple[str, ...] = INT8_STAGES,
+                     ops: tuple[str, ...] = INT8_OPS) -> tuple[list[str], list[str]]:
+    """``(quantised, float32)`` names of the image graph's nodes of the :data:`INT8_OPS` types.
 
     A node is quantised when it belongs to one of ``stages`` (its exported name holds
-    ``/visual/<stage>/``); every other Conv and Relu (stem, earlier stages) stays float32.
+    ``/visual/<stage>/``); every other one (stem, earlier stages, head) stays float32.
     """
     quantised, kept = [], []
     for node in graph.node:
-        if node.op_type in INT8_OPS:
+        if node.op_type in ops:
             (quantised if any(f"/visual/{stage}/" in node.name for stage in stages) else kept).append(node.name)
     return quantised, kept
 
 
 def quantize_image_onnx(fp32: Path, out: Path, calibration: np.ndarray, batch: int = 8,
-                        stages: tuple[str, ...] = INT8_STAGES) -> list[str]:
+                        stages: tuple[str, ...] = INT8_STAGES, ops: tuple[str, ...] = INT8_OPS) -> list[str]:
     """Static QDQ int8 of an image graph, calibrated on ``calibration`` (N, 3, H, W).
 
-    Only the Conv / Relu nodes of ``stages`` are quantised; returns the names of the
-    Conv / Relu nodes that stay float32.
+    Only the ``ops`` nodes (default :data:`INT8_OPS`) of ``stages`` are quantised; returns the
+    names of the nodes of those types that stay float32.
     """
     require("onnxruntime", "onnx")
     from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
@@ -105,13 +109,13 @@ def quantize_image_onnx(fp32: Path, out: Path, calibration: np.ndarray, batch: i
         import onnx
 
         graph = onnx.load(str(prepared), load_external_data=False).graph
-        quantised, kept = int8_image_nodes(graph, stages)
+        quantised, kept = int8_image_nodes(graph, stages, ops)
         if not quantised:
             raise PlipError(f"the image graph has no Conv node in stages {list(stages)}; nothing to quantise")
         quantize_static(
             str(prepared), str(out), Reader(graph.input[0].name), quant_format=QuantFormat.QDQ, per_channel=True,
             reduce_range=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-            calibrate_method=CalibrationMethod.MinMax, op_types_to_quantize=list(INT8_OPS), nodes_to_exclude=kept,
+            calibrate_method=CalibrationMethod.MinMax, op_types_to_quantize=list(ops), nodes_to_exclude=kept,
             extra_options={"CalibMovingAverage": True},
         )
     return kept
