@@ -161,7 +161,7 @@ def main() -> None:
 
     import plip
     from plip import PLIPModel, create_model
-from plip.models import PLIPConfig
+    from plip.models import PLIPConfig
 
     torch.manual_seed(0)
     create_model(PLIPConfig.rn50()).save_pretrained(MODEL_DIR)

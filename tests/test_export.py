@@ -242,6 +242,31 @@ def test_int8_gate_refuses_broken_calibration(model, gate_data, tmp_path):
     assert not out.exists() or list(out.iterdir()) == []
 
 
+def test_int8_image_of_shipped_model_passes_default_gate(model, images, tmp_path):
+    """`plip export --quantize int8 --tower image` on plip-tiny-synth with the default
+    calibration and the default gate (demo gallery, min cosine 0.99, R@1 within 1 point)
+    passes; the metadata names the float32 nodes; the int8 file's embeddings stay within the
+    gate's cosine of model.encode_image (the oracle) on decoded JPEGs the gate did not see."""
+    from plip.export.quantize import INT8_STAGES
+
+    result = plip.export(model, tmp_path / "image.onnx", tower="image", quantize="int8", log=None)
+    gate = result.gate["image"]
+    assert gate["passed"] and gate["min_cosine_threshold"] == 0.99 and gate["max_r1_drop"] == 1.0
+    assert gate["min_cosine"] >= 0.99 and gate["r1_fp32"] - gate["r1_int8"] <= 1.0
+    quantization = plip.export.read_metadata(tmp_path / "image.onnx")["quantization"]
+    assert quantization["int8_stages"] == list(INT8_STAGES)
+    assert "/visual/conv1/Conv" in quantization["float32_nodes"]
+    assert not any("/layer3/" in name or "/layer4/" in name for name in quantization["float32_nodes"])
+    import onnx
+
+    ops = {n.op_type for n in onnx.load(str(tmp_path / "image.onnx")).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    tensor = torch.stack([model.preprocess(p) for p in images]).numpy()
+    got = torch.from_numpy(_runner("onnx", tmp_path / "image.onnx")(tensor))
+    cosine = torch.nn.functional.cosine_similarity(got, model.encode_image(images))
+    assert float(cosine.min()) >= 0.99
+
+
 def test_int8_text_passes_gate_and_records_figures(model, gate_data, tmp_path):
     """Dynamic int8 text: close to float32 (gate passes), figures stored in the metadata,
     and the file's embeddings agree with encode_text to the measured cosine."""
