@@ -11,6 +11,7 @@ ground-truth identities of a rendered scene (tests/helpers/tracking_scene.py).
 from __future__ import annotations
 
 import importlib.util
+import json
 
 import numpy as np
 import pytest
@@ -94,6 +95,8 @@ def exported(tmp_path_factory):
     path = folder / "plip_reid.onnx"
     assert sorted(p.name for p in folder.iterdir()) == [
         "plip_reid.onnx", "plip_reid.onnx.json", "plip_reid.onnx.metadata.json"]
+    side = json.loads((folder / "plip_reid.onnx.metadata.json").read_text())
+    assert side["model_name"] == "plip-tiny-synth" and side["img_size"] == [64, 32]
     return path
 
 

@@ -41,12 +41,22 @@ def boxmot_metadata_path(path: str | Path) -> Path:
     return path.with_suffix(f"{path.suffix}.metadata.json")
 
 
+def boxmot_model_name(model_name: Any) -> str:
+    """A name for boxmot's side file: ``plip-tiny-synth`` as it is, a folder by its last part,
+    ``plip_`` in front of a name that does not say plip (``/runs/swin/model`` -> ``plip_model``)."""
+    import re
+
+    name = Path(str(model_name).rstrip("/\\")).name or "model"
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", name)
+    return name if name.lower().startswith("plip") else f"plip_{name}"
+
+
 def boxmot_metadata(meta: dict[str, Any]) -> dict[str, Any]:
     """The side-file content boxmot reads (schema 1 of ``boxmot.reid.core.artifacts``)."""
     height, width = meta["input_size"]
     return {
         "schema_version": 1,
-        "model_name": "plip_" + str(meta["model_name"]).replace("/", "_"),
+        "model_name": boxmot_model_name(meta["model_name"]),
         "format": meta["format"],
         "input_name": meta["input_names"][0],
         "output_names": [meta["output_name"]],
