@@ -267,6 +267,24 @@ def test_int8_image_of_shipped_model_passes_default_gate(model, images, tmp_path
     assert float(cosine.min()) >= 0.99
 
 
+def test_int8_stages_choose_what_is_quantised(model, gate_data, tmp_path, capsys):
+    """`--int8-stages layer4`: only layer4's nodes are int8 (layer3 stays float32), recorded in the
+    metadata; a stage the graph does not have is an error naming it, and nothing is written."""
+    from plip.app.cli.main import main
+
+    out = tmp_path / "l4.onnx"
+    assert main(["export", "--model", "plip-tiny-synth", "--tower", "image", "--quantize", "int8",
+                 "--int8-stages", "layer4", "--out", str(out)]) == 0
+    quantization = plip.export.read_metadata(out)["quantization"]
+    assert quantization["int8_stages"] == ["layer4"] and quantization["gate"]["passed"]
+    assert any("/layer3/" in n for n in quantization["float32_nodes"])
+    assert not any("/layer4/" in n for n in quantization["float32_nodes"])
+    with pytest.raises(plip.PlipError, match=r"no Conv node in stages \['nope'\]"):
+        plip.export(model, tmp_path / "bad.onnx", tower="image", quantize="int8", int8_stages=["nope"],
+                    calibration_size=16, evaluation=gate_data, log=None)
+    assert not (tmp_path / "bad.onnx").exists() and not list(tmp_path.glob("bad*"))
+
+
 def test_int8_text_passes_gate_and_records_figures(model, gate_data, tmp_path):
     """Dynamic int8 text: close to float32 (gate passes), figures stored in the metadata,
     and the file's embeddings agree with encode_text to the measured cosine."""

@@ -13,7 +13,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -68,6 +68,7 @@ def export(
     quantize: str | None = None,
     calibration: str | os.PathLike | None = None,
     calibration_size: int = 128,
+    int8_stages: Sequence[str] | None = None,
     min_cosine: float = 0.99,
     max_r1_drop: float = 1.0,
     evaluation: Any = None,
@@ -96,6 +97,10 @@ def export(
             dynamic for the text tower, kept only if it passes the accuracy gate.
         calibration: folder of images for the int8 image calibration (default: a
             synthetic gallery of ``calibration_size`` images, unseen by the gate).
+        int8_stages: the image graph's stages quantised (names inside ``/visual/<stage>/`` of
+            the exported nodes; default :data:`plip.export.quantize.INT8_STAGES`, ``layer3`` and
+            ``layer4``, measured on plip-tiny-synth). A timm tower names its own, e.g.
+            ``trunk/layers.2``. The gate still decides.
         min_cosine, max_r1_drop: the gate: smallest cosine to float32 on held-out inputs,
             largest R@1 drop in points on the synthetic gallery.
         evaluation: the gate's gallery: a :class:`plip.data.textreid.TextReIDSplit`
@@ -155,7 +160,7 @@ def export(
             staged = staging / destinations[name].name
             meta, parity, gate = _export_tower(
                 model, name, fmt, staged, convention, normalize, quantize, calibration, calibration_size,
-                min_cosine, max_r1_drop, evaluation, opset, check, say,
+                min_cosine, max_r1_drop, evaluation, opset, check, say, int8_stages=int8_stages,
             )
             result.metadata[name], result.parity[name] = meta, parity
             if gate is not None:
@@ -238,7 +243,7 @@ def _common_parent(paths: list[Path]) -> Path:
 
 
 def _export_tower(model, name, fmt, path, convention, normalize, quantize, calibration, calibration_size,
-                  min_cosine, max_r1_drop, evaluation, opset, check, say):
+                  min_cosine, max_r1_drop, evaluation, opset, check, say, int8_stages=None):
     import json
 
     was_training = model.training
@@ -265,7 +270,7 @@ def _export_tower(model, name, fmt, path, convention, normalize, quantize, calib
             from .quantize import quantize_tower
 
             gate = quantize_tower(model, name, path, convention, meta, calibration, calibration_size,
-                                  min_cosine, max_r1_drop, evaluation, say)
+                                  min_cosine, max_r1_drop, evaluation, say, int8_stages=int8_stages)
             meta = gate.pop("metadata")
         from ..utils.io import atomic_write_text
 

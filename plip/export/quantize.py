@@ -22,7 +22,7 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -134,7 +134,8 @@ def quantize_text_onnx(fp32: Path, out: Path) -> None:
 
 def quantize_tower(model: Any, tower: str, path: Path, convention, meta: dict[str, Any],
                    calibration: str | os.PathLike | None, calibration_size: int, min_cosine: float,
-                   max_r1_drop: float, evaluation: Any, say: Callable[[str], None]) -> dict[str, Any]:
+                   max_r1_drop: float, evaluation: Any, say: Callable[[str], None],
+                   int8_stages: Sequence[str] | None = None) -> dict[str, Any]:
     """Replace the float32 ONNX graph at ``path`` by its int8 version if it passes the gate.
 
     Returns the gate figures plus ``"metadata"``: ``meta`` with its ``quantization`` entry.
@@ -150,8 +151,10 @@ def quantize_tower(model: Any, tower: str, path: Path, convention, meta: dict[st
         images = calibration_images(model, calibration, calibration_size, convention)
         say(f"calibrating the int8 image graph on {len(images)} images "
             f"({'synthetic gallery' if calibration is None else calibration})")
-        kept = quantize_image_onnx(path, int8_path, images)
-        how = {"scheme": IMAGE_SCHEME, "int8_stages": list(INT8_STAGES), "int8_ops": list(INT8_OPS),
+        stages = tuple(int8_stages) if int8_stages else INT8_STAGES
+        kept = quantize_image_onnx(path, int8_path, images, stages=stages)
+        scheme = IMAGE_SCHEME if stages == INT8_STAGES else f"static QDQ: Conv, Relu, Add and AveragePool of stages {list(stages)}"
+        how = {"scheme": scheme, "int8_stages": list(stages), "int8_ops": list(INT8_OPS),
                "weights": "int8 per output channel, 7-bit range (reduce_range)", "activations": "uint8 asymmetric",
                "calibrate_method": "MinMax, moving average over batches of 8",
                "float32_nodes": kept,

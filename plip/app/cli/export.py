@@ -31,6 +31,9 @@ def register(subparsers) -> None:
     parser.add_argument("--calibration", default=None, help="folder of images to calibrate the int8 image tower "
                         "(default: a generated synthetic gallery)")
     parser.add_argument("--calibration-size", type=int, default=128, help="calibration images (default 128)")
+    parser.add_argument("--int8-stages", default=None, metavar="S1,S2",
+                        help="image stages to quantise, comma-separated (default layer3,layer4; a timm tower "
+                             "names its own, e.g. trunk/layers.2); the gate still decides")
     parser.add_argument("--min-cosine", type=float, default=0.99, help="gate: smallest cosine to float32 (default 0.99)")
     parser.add_argument("--max-r1-drop", type=float, default=1.0, help="gate: largest R@1 drop in points (default 1)")
     parser.add_argument("--opset", type=int, default=17, help="ONNX opset (>= 17)")
@@ -48,7 +51,9 @@ def run(args: argparse.Namespace) -> int:
         args.model, args.out, tower=tower, format=args.format, input_norm=args.input_norm,
         input_range=args.input_range, channels=args.channels, target=args.target,
         normalize=not args.no_normalize, quantize=args.quantize, calibration=args.calibration,
-        calibration_size=args.calibration_size, min_cosine=args.min_cosine, max_r1_drop=args.max_r1_drop,
+        calibration_size=args.calibration_size,
+        int8_stages=[s.strip() for s in args.int8_stages.split(",") if s.strip()] if args.int8_stages else None,
+        min_cosine=args.min_cosine, max_r1_drop=args.max_r1_drop,
         opset=args.opset, overwrite=args.overwrite,
     )
     return 0
