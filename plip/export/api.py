@@ -99,8 +99,8 @@ def export(
             synthetic gallery of ``calibration_size`` images, unseen by the gate).
         int8_stages: the image graph's stages quantised (names inside ``/visual/<stage>/`` of
             the exported nodes; default :data:`plip.export.quantize.INT8_STAGES`, ``layer3`` and
-            ``layer4``, measured on plip-tiny-synth). A timm tower names its own, e.g.
-            ``trunk/layers.2``. The gate still decides.
+            ``layer4``, measured on plip-tiny-synth); each must hold convolutions. The gate
+            still decides.
         min_cosine, max_r1_drop: the gate: smallest cosine to float32 on held-out inputs,
             largest R@1 drop in points on the synthetic gallery.
         evaluation: the gate's gallery: a :class:`plip.data.textreid.TextReIDSplit`

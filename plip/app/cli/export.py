@@ -32,8 +32,8 @@ def register(subparsers) -> None:
                         "(default: a generated synthetic gallery)")
     parser.add_argument("--calibration-size", type=int, default=128, help="calibration images (default 128)")
     parser.add_argument("--int8-stages", default=None, metavar="S1,S2",
-                        help="image stages to quantise, comma-separated (default layer3,layer4; a timm tower "
-                             "names its own, e.g. trunk/layers.2); the gate still decides")
+                        help="image stages to quantise, comma-separated (default layer3,layer4: the names inside "
+                             "the graph's /visual/<stage>/ nodes); the gate still decides")
     parser.add_argument("--min-cosine", type=float, default=0.99, help="gate: smallest cosine to float32 (default 0.99)")
     parser.add_argument("--max-r1-drop", type=float, default=1.0, help="gate: largest R@1 drop in points (default 1)")
     parser.add_argument("--opset", type=int, default=17, help="ONNX opset (>= 17)")
