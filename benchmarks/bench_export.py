@@ -39,21 +39,11 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_encoding import realistic_caption  # noqa: E402
+from bench_encoding import realistic_caption, timed  # noqa: E402
 
 WORK = os.path.join(tempfile.gettempdir(), "plip-bench-export")
 MODEL_DIR = os.path.join(WORK, "rn50")
 VARIANTS = ["image-official", "image-ort", "image-int8", "text-official", "text-ort", "text-int8"]
-
-
-def timed(fn, repeat: int = 2):
-    fn()
-    best, out = float("inf"), None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - start)
-    return best, out
 
 
 def latency(fn, calls: int = 20) -> float:
