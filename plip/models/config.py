@@ -352,6 +352,8 @@ class Architecture:
         dim: joint embedding size (``vision.output_dim`` = ``text.hidden_size``).
         text_head_dim: BERT channels per attention head (heads = ``dim // text_head_dim``).
         text_ffn_ratio: BERT intermediate size / ``dim``.
+        fixed_size: a full-size variant trained only at ``image_size`` (training builds it at
+            that size and reports a different ``data.image_size``; small ones follow the data).
     """
 
     name: str
@@ -362,6 +364,7 @@ class Architecture:
     dim: int = 768
     text_head_dim: int = 64
     text_ffn_ratio: int = 4
+    fixed_size: bool = False
 
     def config(self, image_size: tuple[int, int] | None = None, dim: int | None = None) -> PLIPConfig:
         size = tuple(image_size or self.image_size)
@@ -397,7 +400,7 @@ def build_config(name: str, image_size: tuple[int, int] | None = None, dim: int 
 
 register_architecture(
     "rn50", "the released PLIP-RN50: Modified ResNet-50 (attention pool, 8 heads) + BERT-base",
-    vision=dict(layers=(3, 4, 6, 3), width=64, heads=8),
+    vision=dict(layers=(3, 4, 6, 3), width=64, heads=8), fixed_size=True,
 )
 register_architecture(
     # head counts follow the rules plip.hub.official.infer_config uses (8 pooling heads, one
@@ -421,6 +424,7 @@ register_architecture(
     "swin-b", "Swin-B (timm swin_base_patch4_window7_224, window 8, max-pool + linear) + BERT-base",
     vision=dict(kind="timm", pool="max", timm=dict(model_name="swin_base_patch4_window7_224",
                                                    kwargs={"window_size": 8})),
+    fixed_size=True,
 )
 register_architecture(
     "swin-micro", "a ~0.3M-parameter timm Swin (4 one-block stages, width 16) + 2-layer BERT: the timm tower at test size",

@@ -98,8 +98,6 @@ class TextReIDDataConfig(DataConfig):
 
 
 # ------------------------------------------------------------------------------ helpers
-_FULL_SIZE = ("rn50", "swin-b")
-
 def build_plip_model(cfg: PLIPModelConfig, image_size: tuple[int, int]) -> PLIPModel:
     """A PLIP encoder in float32 on CPU, fresh or from weights, with BERT layers frozen."""
     if cfg.init:
@@ -111,8 +109,8 @@ def build_plip_model(cfg: PLIPModelConfig, image_size: tuple[int, int]) -> PLIPM
         if cfg.name.endswith(".json") and os.path.isfile(cfg.name):
             config = PLIPConfig.load(cfg.name)
         elif cfg.name in ARCHITECTURES:
-            # the full-size architectures keep their own input size (a mismatch is reported below)
-            config = PLIPConfig.preset(cfg.name, None if cfg.name in _FULL_SIZE else image_size)
+            # full-size architectures keep their own input size (a mismatch is reported below)
+            config = PLIPConfig.preset(cfg.name, None if ARCHITECTURES[cfg.name].fixed_size else image_size)
         else:
             raise ConfigError(
                 f"config key 'model.name': {cfg.name!r} is not an architecture ({', '.join(sorted(ARCHITECTURES))}) "
