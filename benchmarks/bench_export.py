@@ -19,6 +19,14 @@ better than wall time when other jobs share the CPU. Every variant runs in a fre
 each variant runs in N fresh processes, interleaved, and the median is printed, with the
 1-minute load average of the machine while it ran.
 
+The last lines bound what any graph could reach on this CPU: the best matrix-product rate
+of torch fp32, onnxruntime fp32 and onnxruntime int8 (dynamic, u8 x s8), measured in a fresh
+process of the same run, against the rate (FLOPs per item from ``torch.utils.flop_counter``
+times items per second) at which the official forward runs. A graph whose every FLOP ran at
+its runtime's best rate, with texts carrying no padding at all, would reach that ratio and
+no more; each is printed beside the issue's target (:data:`TARGETS`) with the CPU's vector
+extensions (int8 products are 4x faster with AVX-512 VNNI than with AVX2's u8 x s8 pairs).
+
     python benchmarks/bench_export.py [--texts 128] [--images 64] [--rounds 1]
 """
 
@@ -26,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import random
 import statistics
@@ -34,7 +43,6 @@ import sys
 import tempfile
 import time
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -44,6 +52,8 @@ from bench_encoding import realistic_caption, timed  # noqa: E402
 WORK = os.path.join(tempfile.gettempdir(), "plip-bench-export")
 MODEL_DIR = os.path.join(WORK, "rn50")
 VARIANTS = ["image-official", "image-ort", "image-int8", "text-official", "text-ort", "text-int8"]
+#: Ratios to the official forward asked for by issue #14 (measured there on an AVX-512 VNNI CPU).
+TARGETS = {"image-ort": 2.2, "image-int8": 6.0, "text-ort": 2.5, "text-int8": 5.0}
 
 
 def latency(fn, calls: int = 20) -> float:
@@ -133,6 +143,77 @@ def run_variant(variant: str, n_texts: int, n_images: int, out_file: str) -> Non
                       "peak_mib": peak_rss_mib(), "load": os.getloadavg()[0]}))
 
 
+def kernel_rates(out_file: str) -> None:
+    """Best GFLOP/s of a float32 matrix product in torch and onnxruntime and of onnxruntime's
+    dynamically quantised int8 product, over two shapes (square, and BERT's feed-forward at
+    64 captions x 56 tokens); saved as JSON."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from plip.export.runtime import make_session
+
+    logging.getLogger().setLevel(logging.ERROR)
+    rates = {"torch fp32": 0.0, "onnxruntime fp32": 0.0, "onnxruntime int8": 0.0}
+    with tempfile.TemporaryDirectory() as tmp:
+        for m, k, n in ((2048, 2048, 2048), (64 * 56, 768, 3072)):
+            a, w = torch.randn(m, k), torch.randn(k, n)
+            gflop = 2 * m * k * n / 1e9
+            rates["torch fp32"] = max(rates["torch fp32"], gflop / timed(lambda: a @ w, repeat=5)[0])
+            graph = helper.make_graph(
+                [helper.make_node("MatMul", ["a", "w"], ["y"])], "matmul",
+                [helper.make_tensor_value_info("a", TensorProto.FLOAT, [None, k])],
+                [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, n])],
+                [numpy_helper.from_array(w.numpy(), "w")])
+            fp32 = os.path.join(tmp, f"{k}.onnx")
+            onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), fp32)
+            int8 = os.path.join(tmp, f"{k}.int8.onnx")
+            quantize_dynamic(fp32, int8, weight_type=QuantType.QInt8)
+            feed = {"a": a.numpy()}
+            for name, path in (("onnxruntime fp32", fp32), ("onnxruntime int8", int8)):
+                session = make_session(path)
+                rates[name] = max(rates[name], gflop / timed(lambda: session.run(None, feed), repeat=5)[0])
+    with open(out_file, "w", encoding="ascii") as out:
+        json.dump(rates, out)
+
+
+def vector_extensions() -> str:
+    """The CPU's SIMD extensions that decide the int8 and fp32 kernel rates."""
+    with open("/proc/cpuinfo", encoding="ascii", errors="replace") as info:
+        flags = next((line.split(":", 1)[1].split() for line in info if line.startswith("flags")), [])
+    wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8")
+    return ", ".join(f if f in flags else f"no {f}" for f in wanted)
+
+
+def print_ceilings(results: dict[str, dict], kernels: dict[str, float], n_texts: int) -> None:
+    """Upper bounds on each variant's ratio on this CPU, beside the issue's targets."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    import plip
+    from plip.tokenizer import PLIPTokenizer
+
+    model = plip.load(MODEL_DIR)
+    batch = model.tokenizer.hf(["x"] * 4, padding="max_length", max_length=64, return_tensors="pt")
+    with torch.no_grad(), FlopCounterMode(display=False) as text_flops:
+        model.text(batch["input_ids"], batch["attention_mask"])
+    with torch.no_grad(), FlopCounterMode(display=False) as image_flops:
+        model.visual(torch.zeros(4, 3, 256, 128))
+    rng = random.Random(0)
+    lengths = [len(ids) for ids in PLIPTokenizer(max_length=64).encode([realistic_caption(rng) for _ in range(n_texts)])]
+    unpadded = 64 * len(lengths) / sum(lengths)  # the official 64-token padding over no padding at all
+    print(f"ceilings on this CPU ({vector_extensions()}): best matrix products "
+          + ", ".join(f"{name} {rate:.0f} GFLOP/s" for name, rate in kernels.items()))
+    for kind, flops, padding in (("image", image_flops, 1.0), ("text", text_flops, unpadded)):
+        official = flops.get_total_flops() / 4e9 * results[f"{kind}-official"]["rate"]
+        for how, kernel in (("ort", "onnxruntime fp32"), ("int8", "onnxruntime int8")):
+            bound = kernels[kernel] / official * padding
+            target = TARGETS[f"{kind}-{how}"]
+            pad = f" x {padding:.2f} (no padding at all)" if padding != 1.0 else ""
+            print(f"{kind}-{how:11} at most x{bound:5.2f} = {kernel} {kernels[kernel]:.0f} / official {official:.0f} "
+                  f"GFLOP/s{pad}; target x{target:.1f}: {'within reach' if bound >= target else 'out of reach'} "
+                  f"here, measured x{results[f'{kind}-{how}']['rate'] / results[f'{kind}-official']['rate']:.2f}")
+
+
 def peak_rss_mib() -> float:
     """This process's peak resident memory (VmHWM: per address space, so unlike ru_maxrss it
     does not inherit the parent's peak across fork + exec)."""
@@ -187,9 +268,12 @@ def main() -> None:
     parser.add_argument("--texts", type=int, default=128)
     parser.add_argument("--images", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=1, help="fresh processes per variant (median is kept)")
-    parser.add_argument("--variant", choices=VARIANTS, help=argparse.SUPPRESS)
+    parser.add_argument("--variant", choices=VARIANTS + ["kernels"], help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.variant == "kernels":
+        kernel_rates(args.out)
+        return
     if args.variant:
         run_variant(args.variant, args.texts, args.images, args.out)
         return
@@ -213,6 +297,10 @@ def main() -> None:
                     raise SystemExit(f"{variant} failed:\n{done.stderr}")
                 runs[variant].append(json.loads(done.stdout.strip().splitlines()[-1]))
         emb = {v: torch.load(os.path.join(tmp, f"{v}.pt"), weights_only=True) for v in VARIANTS}
+        kernels_file = os.path.join(tmp, "kernels.json")
+        subprocess.run([sys.executable, __file__, "--variant", "kernels", "--out", kernels_file], check=True)
+        with open(kernels_file, encoding="ascii") as file:
+            kernels = json.load(file)
     results = {v: {key: statistics.median(r[key] for r in rows) for key in rows[0]} for v, rows in runs.items()}
     for kind, unit in (("image", "img/s"), ("text", "txt/s")):
         base = results[f"{kind}-official"]
@@ -228,6 +316,7 @@ def main() -> None:
                   f"x{r['cpu_rate'] / base['cpu_rate']:5.2f}) | batch-1 "
                   f"{r['latency_ms']:6.1f} ms (x{base['latency_ms'] / r['latency_ms']:.2f}) | peak {r['peak_mib']:5.0f} MiB"
                   f" | load {r['load']:4.1f}{check}")
+    print_ceilings(results, kernels, args.texts)
     tiny_gate()
 
 

@@ -48,6 +48,11 @@ def test_architecture(name, tmp_path):
         torch.testing.assert_close(model.visual(x[:1]), emb[:1], rtol=1e-4, atol=1e-5)
     text = model.encode_text(CAPTIONS, normalize=False)
     assert text.shape == (3, config.embed_dim)
+    # encode_text runs TextEncoder.embed (last layer for [CLS] only): the full forward is the reference
+    tokens = model.tokenizer(CAPTIONS)
+    with torch.no_grad():
+        full = model.text(tokens["input_ids"], tokens["attention_mask"]).embedding
+    torch.testing.assert_close(text, full, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(model.encode_text(CAPTIONS[:1], normalize=False), text[:1], rtol=1e-4, atol=1e-5)
 
     model.save_pretrained(tmp_path / "folder")

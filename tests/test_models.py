@@ -137,6 +137,28 @@ def test_text_embedding_is_bert_pooler_output(tiny_model):
     torch.testing.assert_close(ours, ref, rtol=0, atol=1e-6)
 
 
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])
+def test_embed_equals_bert_pooler_output_on_padded_batches(tiny_model, attention):
+    """``TextEncoder.embed`` runs the last layer for [CLS] only (what inference and export call):
+    its output must be transformers' ``BertModel(...).pooler_output`` of the full forward, with
+    padding in the batch (an empty caption, a short and a long one) under either attention implementation."""
+    from transformers import BertModel
+
+    from plip.models.text_encoder import bert_config
+
+    config = bert_config(tiny_model.config.text)
+    config._attn_implementation = attention
+    bert = BertModel(config).eval()
+    bert.load_state_dict({k[len("encoder."):]: v for k, v in tiny_model.text.state_dict().items()})
+    batch = tiny_model.tokenizer.pad(tiny_model.tokenizer.encode(
+        ["", "a man in a black shirt", "a woman with a red bag and white shoes walking towards the camera on a sunny day"]))
+    assert batch["attention_mask"].sum(1).unique().numel() == 3  # three lengths: two rows carry padding
+    with torch.inference_mode():
+        ours = tiny_model.text.embed(batch["input_ids"], batch["attention_mask"])
+        ref = bert(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).pooler_output
+    torch.testing.assert_close(ours, ref, rtol=0, atol=1e-6)
+
+
 def test_mean_pooling_averages_real_tokens_only(tiny_config):
     config = PLIPConfig.from_dict({**tiny_config.to_dict(), "text": {**tiny_config.to_dict()["text"], "pooling": "mean"}})
     model = create_model(config).eval()

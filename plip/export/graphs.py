@@ -51,7 +51,7 @@ class TextGraph(nn.Module):
         self.normalize = normalize
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        embedding = self.text(input_ids, attention_mask).embedding
+        embedding = self.text.embed(input_ids, attention_mask)
         return F.normalize(embedding, dim=-1) if self.normalize else embedding
 
 

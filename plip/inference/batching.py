@@ -210,12 +210,8 @@ def encode_images(model: "PLIPModel", images: Any, **kwargs: Any) -> torch.Tenso
 def embed_token_batch(model: "PLIPModel", input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
     """Forward one tokenised batch; returns float32 embeddings on the model's device."""
     device = model.device
-    text = graphs.text_module(model)
-    if text is None:
-        text = model.text
-    features = text(input_ids.to(device), attention_mask.to(device))
-    # a runtime's text graph (plip.export.runtime.OrtRuntime.text) returns the embedding itself
-    return (features if isinstance(features, torch.Tensor) else features.embedding).float()
+    embed = graphs.text_graph(model) or model.text.embed
+    return embed(input_ids.to(device), attention_mask.to(device)).float()
 
 
 def encode_texts(

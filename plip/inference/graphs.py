@@ -41,9 +41,10 @@ from .checks import check_finite_state
 from .micro_batch import image_micro_batch
 
 if TYPE_CHECKING:
+    from ..models.text_encoder import TextEncoder
     from .model import PLIPModel
 
-__all__ = ["InferenceGraphs", "build_graphs", "apply_optimize_mode", "register_runtime", "RUNTIMES", "fingerprint", "image_graph", "text_module", "is_optimized"]
+__all__ = ["InferenceGraphs", "build_graphs", "apply_optimize_mode", "register_runtime", "RUNTIMES", "fingerprint", "image_graph", "text_graph", "is_optimized"]
 
 TextMode = Literal["int8"]
 _MAX_COMPILED_BATCH = 16
@@ -56,7 +57,8 @@ class InferenceGraphs:
 
     image: Callable[[torch.Tensor], torch.Tensor] | None
     image_size: tuple[int, int]
-    text: torch.nn.Module | None
+    #: ``(input_ids, attention_mask) -> embedding`` (not normalised), like ``TextEncoder.embed``
+    text: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None
     fingerprint: tuple
 
 
@@ -128,8 +130,8 @@ def build_graphs(
             graph = _trace_image_encoder(model, size)
         elif image == "compile":
             graph = _CompiledImageEncoder(model, size)
-        text_module = _quantized_text(model) if text == "int8" else None
-    return InferenceGraphs(graph, size, text_module, fingerprint(model))
+        text_graph = _quantized_text(model).embed if text == "int8" else None
+    return InferenceGraphs(graph, size, text_graph, fingerprint(model))
 
 
 def _trace_image_encoder(model: "PLIPModel", size: tuple[int, int]) -> torch.jit.ScriptModule:
@@ -176,7 +178,7 @@ class _CompiledImageEncoder:
             return self._compiled(images.contiguous(memory_format=torch.channels_last))[:n]
 
 
-def _quantized_text(model: "PLIPModel") -> torch.nn.Module:
+def _quantized_text(model: "PLIPModel") -> "TextEncoder":
     text = copy.deepcopy(model.text).eval()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # PyTorch announces the move of this API to torchao
@@ -211,8 +213,8 @@ def image_graph(model: "PLIPModel", batch: torch.Tensor) -> Callable[[torch.Tens
     return graphs.image
 
 
-def text_module(model: "PLIPModel") -> torch.nn.Module | None:
-    """The quantised text encoder, or ``None`` (not built or stale)."""
+def text_graph(model: "PLIPModel") -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None:
+    """The optimised ``(input_ids, attention_mask) -> embedding``, or ``None`` (not built or stale)."""
     graphs = _valid_graphs(model)
     return None if graphs is None else graphs.text
 
