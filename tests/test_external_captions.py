@@ -315,6 +315,30 @@ def test_plip_train_pretrain_on_recaptioned_synth_data(tmp_path, monkeypatch, ca
     assert any(s["kind"] == "step" and s["iap"] > 0 for s in steps)
 
 
+@pytest.mark.parametrize("task_name", ["pretrain", "finetune"])
+@pytest.mark.parametrize("key, value, message", [
+    ("data.captions_file", "{tmp}/nothere.json", r"config key 'data.captions_file': caption file .*nothere\.json not found"),
+    ("data.root", "{tmp}/no_dataset", r"config key 'data.root': .*no_dataset does not exist"),
+])
+def test_missing_inputs_fail_before_the_model_is_built(tmp_path, monkeypatch, capsys, task_name, key, value, message):
+    """A missing caption file or dataset is reported by ``plip train`` before any model is built
+    (the engine calls ``Task.check_inputs`` first): exit status 2, the key and path named."""
+    import re
+
+    from plip.app.cli.main import main
+    from plip.training.tasks import finetune, pretrain
+
+    for module in (pretrain, finetune):
+        monkeypatch.setattr(module, "build_plip_model", lambda *a, **k: pytest.fail("the model was built"))
+    (tmp_path / "data").mkdir()
+    settings = {"data.root": str(tmp_path / "data"), key: value.format(tmp=tmp_path)}
+    recipe = "pretrain_tiny_synth" if task_name == "pretrain" else "finetune_cmpmc"
+    code = main(["train", task_name, "--config", recipe, *(f"{k}={v}" for k, v in settings.items()),
+                 "logging.progress=false", f"output_dir={tmp_path / 'run'}"])
+    assert code == 2
+    assert re.search(message, capsys.readouterr().err)
+
+
 @pytest.fixture(scope="module")
 def synth_root(tmp_path_factory):
     from plip.data.synthetic import generate_dataset

@@ -216,16 +216,31 @@ def test_kill_mid_compact_leaves_the_old_index_readable(tmp_path):
 
 
 def test_coded_columns_filter_like_the_row_by_row_scan():
-    """Oracle: filters.mask over plain lists (one Python test per row)."""
+    """Oracle: filters.mask over plain lists (one Python test per row), for = / != and the
+    ordered comparisons (mixed types fall back to comparing strings, missing never matches)."""
     from plip.index import filters
 
     values = ["c1", "c2", None, 3, "3", 1, True, 2.5, ["a", 1], {"k": 1}, "c1", 0, False]
     rows = len(values)
     for where in ("camera=c1", "camera!=c1", "camera=3", "camera=1", "camera=true", "camera=null",
-                  'camera=["a", 1]', "camera=c2,2.5,0", {"camera": [{"k": 1}, None]}, "camera=nothing"):
+                  'camera=["a", 1]', "camera=c2,2.5,0", {"camera": [{"k": 1}, None]}, "camera=nothing",
+                  "camera>=2", "camera<c2", "camera>1", "camera<=2.5", "camera>=c1", "camera<0",
+                  ["camera>=1", "camera!=3"]):
         parsed = filters.parse(where)
         expected = filters.mask(parsed, {"camera": values}, rows)
         np.testing.assert_array_equal(filters.mask(parsed, {"camera": filters.CodedColumn(values)}, rows), expected)
+    # an all-number column (missing values and NaN included) takes numpy's comparison; one
+    # holding an int beyond float64's exact range keeps Python's: the same rows either way
+    numbers = [3, 2.5, None, -1, float("nan"), 7, 2.5, 0, 1e300]
+    assert filters.CodedColumn(numbers)._numbers() is not None
+    assert filters.CodedColumn([*numbers, 2**60])._numbers() is None
+    for column in (numbers, [*numbers, 2**60]):
+        for where in ("score>=2.5", "score<3", "score>-1", "score<=0", f"score>={2**60 - 1}", "score>1e299",
+                      "score<x", "score>true"):
+            parsed = filters.parse(where)
+            expected = filters.mask(parsed, {"score": column}, len(column))
+            np.testing.assert_array_equal(filters.mask(parsed, {"score": filters.CodedColumn(column)}, len(column)),
+                                          expected, err_msg=where)
 
 
 # -- backends ------------------------------------------------------------------------------

@@ -282,6 +282,7 @@ class Trainer:
             elif info.device.type == "cuda":
                 torch.backends.cudnn.benchmark = True
 
+            self.task.check_inputs(cfg)
             # The model is initialised with the same seed on every rank.
             seed_everything(t.seed)
             model = self.task.build_model(cfg).to(info.device)

@@ -129,6 +129,10 @@ class Task:
     #: the shipped recipe ``plip train TASK`` uses without ``--config`` (the task's defaults)
     default_recipe: str | None = None
 
+    def check_inputs(self, cfg: RunConfig) -> None:
+        """Fail at once on inputs that cannot be read (a missing data folder or file), before
+        the engine builds the model; raise ConfigError / DataError naming the key or path."""
+
     def build_model(self, cfg: RunConfig) -> nn.Module:
         """*Required.* The module to train (heads included), on CPU; the engine moves it.
 

@@ -173,6 +173,19 @@ def _load_bert(model: PLIPModel, folder: str) -> None:
     load_state_dict_strict(model.text.encoder, state, path)
 
 
+def check_text_reid_inputs(data: TextReIDDataConfig) -> None:
+    """The training data (folder or annotation file) and every external caption file exist (checked before the model is built)."""
+    if not data.root:
+        raise ConfigError("config key 'data.root' is empty: give the dataset folder")
+    if not os.path.exists(os.path.expanduser(data.root)):
+        raise ConfigError(f"config key 'data.root': {data.root} does not exist (the dataset folder or its annotation file)")
+    if data.captions_file:
+        files = [data.captions_file] if isinstance(data.captions_file, str) else list(data.captions_file)
+        for path in files:
+            if not os.path.isfile(os.path.expanduser(str(path))):
+                raise ConfigError(f"config key 'data.captions_file': caption file {path} not found")
+
+
 def load_text_reid_split(dataset: str, root: str, split: str):
     from ...data.textreid import load_text_reid
 

@@ -12,7 +12,8 @@ from ..config import RunConfig
 from ..losses import CMPCHead, cmpm_loss
 from ..task import StepContext, Task, TrainData, register_task, unwrap_model
 from ..text_data import CaptionedImages, CollateCaptioned
-from ._plip import PLIPModelConfig, TextReIDDataConfig, build_plip_model, evaluate_plip, load_train_split
+from ._plip import (PLIPModelConfig, TextReIDDataConfig, build_plip_model, check_text_reid_inputs, evaluate_plip,
+                    load_train_split)
 
 __all__ = ["FinetuneModelConfig", "FinetuneConfig", "FinetuneTask", "PLIPWithCMPMC"]
 
@@ -89,6 +90,9 @@ class FinetuneTask(Task):
         if self._split is None or self._split[0] != cfg.data:
             self._split = (cfg.data, load_train_split(cfg.data))
         return self._split[1]
+
+    def check_inputs(self, cfg: FinetuneConfig) -> None:
+        check_text_reid_inputs(cfg.data)
 
     def build_model(self, cfg: FinetuneConfig) -> nn.Module:
         if self._num_classes is None:  # the engine builds the model first: count identities

@@ -13,7 +13,8 @@ from ..masking import AttributeMasker, mask_ratio_schedule
 from ..pretext import PLIPForPretraining, PretrainHeads, PretrainLossWeights, to_grayscale
 from ..task import StepContext, Task, TrainData, register_task, unwrap_model
 from ..text_data import CaptionedImages, CollateCaptioned
-from ._plip import PLIPModelConfig, TextReIDDataConfig, build_plip_model, evaluate_plip, load_train_split
+from ._plip import (PLIPModelConfig, TextReIDDataConfig, build_plip_model, check_text_reid_inputs, evaluate_plip,
+                    load_train_split)
 
 __all__ = ["PretrainModelConfig", "PretrainConfig", "PretrainTask", "PLIPWithPretextLosses"]
 
@@ -95,6 +96,9 @@ class PretrainTask(Task):
 
     def __init__(self) -> None:
         self._encoder = None
+
+    def check_inputs(self, cfg: PretrainConfig) -> None:
+        check_text_reid_inputs(cfg.data)
 
     def build_model(self, cfg: PretrainConfig) -> nn.Module:
         m = cfg.model
