@@ -95,7 +95,7 @@ def _cls_only_layer(layer: nn.Module, hidden: torch.Tensor, blocked: torch.Tenso
     """``transformers``' ``BertLayer`` on ``hidden`` ``(B, L, H)`` with the ``[CLS]`` query only:
     its output ``(B, 1, H)`` equals ``layer(hidden)[:, :1]``."""
     attention = layer.attention.self
-    batch, length, _ = hidden.shape
+    batch = hidden.shape[0]
     heads, size = attention.num_attention_heads, attention.attention_head_size
 
     def split(x: torch.Tensor) -> torch.Tensor:
