@@ -191,45 +191,42 @@ def vector_extensions() -> str:
 MARGIN = 1.1
 
 
-def text_work(model, lengths: list[int]) -> float:
-    """FLOPs of the official text forward (64 tokens each) over those of the exported graph's
-    own work on captions of ``lengths`` (no padding at all, [CLS]-only last layer)."""
+def gflop(fn) -> float:
+    """GFLOP of one call of ``fn`` (``torch.utils.flop_counter``)."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    def flops(fn) -> int:
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            fn()
-        return counter.get_total_flops()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops() / 1e9
 
+
+def text_work(model, lengths: list[int], official: float) -> float:
+    """``official`` (GFLOP of the 64-token text forward of one caption) over the exported
+    graph's own work per caption of ``lengths`` (no padding at all, [CLS]-only last layer)."""
     ids = torch.full((1, 64), 2000)
-    full = flops(lambda: model.text(ids, torch.ones_like(ids)))
-    own = {n: flops(lambda: model.text.embed(ids[:, :n], torch.ones_like(ids[:, :n]))) for n in set(lengths)}
-    return full * len(lengths) / sum(own[n] for n in lengths)
+    own = {n: gflop(lambda: model.text.embed(ids[:, :n], torch.ones_like(ids[:, :n]))) for n in set(lengths)}
+    return official * len(lengths) / sum(own[n] for n in lengths)
 
 
 def print_ceilings(results: dict[str, dict], kernels: dict[str, float], n_texts: int) -> None:
     """What this CPU's kernels allow for each variant's ratio, beside the issue's targets: the
     official forward's FLOPs per second against the runtime's best matrix-product rate, times
     the work the graph saves (text: padding and the [CLS]-only last layer)."""
-    from torch.utils.flop_counter import FlopCounterMode
-
     import plip
     from plip.tokenizer import PLIPTokenizer
 
     model = plip.load(MODEL_DIR)
-    tokens = torch.full((4, 64), 2000)
-    with torch.no_grad(), FlopCounterMode(display=False) as text_flops:
-        model.text(tokens, torch.ones_like(tokens))
-    with torch.no_grad(), FlopCounterMode(display=False) as image_flops:
-        model.visual(torch.zeros(4, 3, 256, 128))
+    tokens = torch.full((1, 64), 2000)
+    per_item = {"image": gflop(lambda: model.visual(torch.zeros(1, 3, 256, 128))),
+                "text": gflop(lambda: model.text(tokens, torch.ones_like(tokens)))}
     rng = random.Random(0)
     lengths = [len(ids) for ids in PLIPTokenizer(max_length=64).encode([realistic_caption(rng) for _ in range(n_texts)])]
-    work = {"image": 1.0, "text": text_work(model, lengths)}
+    work = {"image": 1.0, "text": text_work(model, lengths, per_item["text"])}
     print(f"ceilings ({vector_extensions()}): best matrix products "
           + ", ".join(f"{name} {rate:.0f} GFLOP/s" for name, rate in kernels.items())
           + f"; the official 64-token text forward does x{work['text']:.2f} the text graph's work")
-    for kind, flops in (("image", image_flops), ("text", text_flops)):
-        official = flops.get_total_flops() / 4e9 * results[f"{kind}-official"]["rate"]
+    for kind in ("image", "text"):
+        official = per_item[kind] * results[f"{kind}-official"]["rate"]
         for how, kernel in (("ort", "onnxruntime fp32"), ("int8", "onnxruntime int8")):
             variant = f"{kind}-{how}"
             allowed = kernels[kernel] / official * work[kind]
