@@ -232,8 +232,8 @@ def test_coded_columns_filter_like_the_row_by_row_scan():
     # an all-number column (missing values and NaN included) takes numpy's comparison; one
     # holding an int beyond float64's exact range keeps Python's: the same rows either way
     numbers = [3, 2.5, None, -1, float("nan"), 7, 2.5, 0, 1e300]
-    assert filters.CodedColumn(numbers)._numbers() is not None
-    assert filters.CodedColumn([*numbers, 2**60])._numbers() is None
+    assert filters.CodedColumn(numbers).numbers is not None
+    assert filters.CodedColumn([*numbers, 2**60]).numbers is None
     for column in (numbers, [*numbers, 2**60]):
         for where in ("score>=2.5", "score<3", "score>-1", "score<=0", f"score>={2**60 - 1}", "score>1e299",
                       "score<x", "score>true"):

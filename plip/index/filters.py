@@ -8,6 +8,7 @@ match a comparison. The Python API also takes a dict ``{column: value or list of
 
 from __future__ import annotations
 
+import functools
 import json
 import operator
 import re
@@ -84,7 +85,7 @@ class CodedColumn:
 
     def compare(self, compare: Callable[[Any, Any], bool], value: Any) -> np.ndarray:
         """Rows whose value ``v`` has ``compare(v, value)`` (missing values never match)."""
-        numbers = self._numbers() if _exact_number(value) else None
+        numbers = self.numbers if _exact_number(value) else None
         if numbers is not None:  # NaN (a missing value) compares False, as _compare says
             per_code = compare(numbers, value)
         else:
@@ -92,14 +93,13 @@ class CodedColumn:
                                    count=len(self.distinct))
         return per_code[self.codes]
 
-    def _numbers(self) -> np.ndarray | None:
+    @functools.cached_property
+    def numbers(self) -> np.ndarray | None:
         """The distinct values as float64 (None as NaN) when each is a number float64 holds
         exactly, else None; built on first use."""
-        if not hasattr(self, "_numeric"):
-            exact = all(v is None or _exact_number(v) for v in self.distinct)
-            self._numeric = (np.array([np.nan if v is None else v for v in self.distinct], dtype=np.float64)
-                             if exact else None)
-        return self._numeric
+        if not all(v is None or _exact_number(v) for v in self.distinct):
+            return None
+        return np.array([np.nan if v is None else v for v in self.distinct], dtype=np.float64)
 
 
 def mask(filters: list[tuple[str, str, Any]], columns: Mapping[str, Iterable[Any]], rows: int) -> np.ndarray:
